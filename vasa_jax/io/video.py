@@ -174,6 +174,9 @@ class VideoWriter:
         self._mux(self._video.encode(None))
         self._container.close()
         self._container = None
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it private; give it a normal file's mode
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
@@ -245,8 +248,10 @@ class _open_video:
         except (av.error.FFmpegError, UnicodeDecodeError):
             raise MediaError(self.path, "is not a video file FFmpeg can read") from None
         if not self.container.streams.video:
+            audio_only = bool(self.container.streams.audio)
             self.container.close()
-            raise MediaError(self.path, "has no video stream")
+            raise MediaError(self.path, "has no video stream (audio only)" if audio_only
+                             else "has no readable video stream (is it truncated or corrupt?)")
         return self.container, self.container.streams.video[0]
 
     def __exit__(self, *exc):
