@@ -36,8 +36,8 @@ _PART = {name: i for i, name in enumerate(PARTS)}
 
 LANDMARKS = ("nose_tip", "eye_l", "eye_r", "mouth_l", "mouth_r", "upper_lip", "lower_lip", "chin")  # l/r: image side, frontal
 
-# Primitive ids for the depth test.
-_UPPER, _LOWER, _NOSE, _EAR_L, _EAR_R, _HAIR_NEAR, _HAIR_FAR, _CURTAIN, _NECK, _TORSO = range(10)
+# Primitive ids for the depth test; _BACKGROUND marks rays that hit nothing.
+_UPPER, _LOWER, _NOSE, _EAR_L, _EAR_R, _HAIR_NEAR, _HAIR_FAR, _CURTAIN, _NECK, _TORSO, _BACKGROUND = range(11)
 
 
 def neutral_state(num_frames: int = 1, **overrides) -> dict:
@@ -216,7 +216,7 @@ def _render_chunk(ident: Identity, st: Mapping, rays, size: int):
     jaw = col(ident.jaw_length + JAW_DROP * mouth_open)
     hw, ht, hd = ident.head_width, ident.head_top, ident.head_depth
 
-    depth = np.full((11,) + d[0].shape, np.inf, np.float32)
+    depth = np.full((_BACKGROUND,) + d[0].shape, np.inf, np.float32)
     up_near = _ellipsoid(o, d, (0, 0, 0), (hw, ht, hd))
     depth[_UPPER] = np.where(o[1] + up_near * d[1] >= 0, up_near, np.inf)
     low_near = _ellipsoid(o, d, (0, 0, 0), (hw, jaw, hd))
@@ -251,24 +251,26 @@ def _render_chunk(ident: Identity, st: Mapping, rays, size: int):
     torso_c = (cx, cy - 2.5, cz - 0.45)
     depth[_TORSO] = _ellipsoid(cam_o, rays, torso_c, (1.8, 1.08, 0.9))
 
-    winner = np.argmin(depth, axis=0)  # [F, P]; 10 = background (row of inf)
+    winner = np.argmin(depth, axis=0)  # [F, P]
     t_hit = np.take_along_axis(depth, winner[None], 0)[0]
-    winner = np.where(np.isfinite(t_hit), winner, 10)
+    winner = np.where(np.isfinite(t_hit), winner, _BACKGROUND)
 
     rgb = np.empty(winner.shape + (3,), np.float32)
     part = np.zeros(winner.shape, np.uint8)
     frame_of = np.broadcast_to(np.arange(f)[:, None], winner.shape)
     light = np.einsum("fji,j->fi", rot, _LIGHT).astype(np.float32)  # light direction in head-local space
 
-    def select(ids):
+    def select(ids, local=True):
+        """Pixels won by any of `ids`: (index, frame, hit point in head-local or camera space)."""
         mask = winner == ids[0]
         for other in ids[1:]:
             mask |= winner == other
         idx = np.nonzero(mask)
         fr = frame_of[idx]
         t = t_hit[idx]
-        p = tuple(o[i][fr, 0] + t * d[i][idx] for i in range(3))
-        return idx, fr, p
+        if local:
+            return idx, fr, tuple(o[i][fr, 0] + t * d[i][idx] for i in range(3))
+        return idx, fr, tuple(t * rays[i][idx[1]] for i in range(3))
 
     def lambert(normal, fr, local=True):
         n = np.sqrt(normal[0] ** 2 + normal[1] ** 2 + normal[2] ** 2) + 1e-9
@@ -277,7 +279,7 @@ def _render_chunk(ident: Identity, st: Mapping, rays, size: int):
         return (0.42 + 0.62 * diffuse)[:, None]
 
     # Background: vertical gradient with a soft vignette.
-    idx = np.nonzero(winner == 10)
+    idx = np.nonzero(winner == _BACKGROUND)
     ry, rx = rays[1][idx[1]] / TAN_HALF_FOV, rays[0][idx[1]] / TAN_HALF_FOV
     top, bottom = np.asarray(ident.background_top, np.float32), np.asarray(ident.background_bottom, np.float32)
     grad = ((1 - ry) / 2)[:, None]
@@ -297,8 +299,8 @@ def _render_chunk(ident: Identity, st: Mapping, rays, size: int):
         ax = (ident.nose_width, ident.nose_length, ident.nose_depth)
         q = tuple((p[i] - nose_c[i]) / ax[i] for i in range(3))
         shade = lambert((q[0] / ax[0], q[1] / ax[1], q[2] / ax[2]), fr)
-        colour = _mix(np.broadcast_to(np.asarray(ident.skin, np.float32) * np.float32(0.97), (fr.size, 3)).copy(),
-                      (0.8, 0.35, 0.3), np.full(fr.size, 0.06, np.float32))
+        skin = np.asarray(ident.skin, np.float32)
+        colour = np.broadcast_to(0.91 * skin + 0.06 * np.array([0.8, 0.35, 0.3], np.float32), (fr.size, 3))
         nostril = np.minimum(_cover(0.2 - np.hypot(np.abs(q[0]) - 0.42, (q[1] + 0.62) * 1.2), 0.08), q[2] > 0)
         rgb[idx] = _mix(colour, (0.12, 0.05, 0.04), nostril * 0.85) * shade
         part[idx] = _PART["nose"]
@@ -326,20 +328,16 @@ def _render_chunk(ident: Identity, st: Mapping, rays, size: int):
         rgb[idx] = np.asarray(ident.hair, np.float32) * (shade * (strands * dim)[:, None])
         part[idx] = _PART["hair"]
 
-    idx, fr, p = select([_NECK])
+    idx, fr, p = select([_NECK], local=False)
     if idx[0].size:
-        p_cam = tuple(t * rays[i][idx[1]] for i, t in ((0, t_hit[idx]), (1, t_hit[idx]), (2, t_hit[idx])))
-        shade = lambert((p_cam[0] - cx[fr, 0], 0 * p_cam[0], p_cam[2] - (cz[fr, 0] - 0.12)), fr, local=False)
-        under_chin = _smoothstep(cy[fr, 0] - 0.35, cy[fr, 0] - 1.3, p_cam[1])
+        shade = lambert((p[0] - cx[fr, 0], 0 * p[0], p[2] - (cz[fr, 0] - 0.12)), fr, local=False)
+        under_chin = _smoothstep(cy[fr, 0] - 0.35, cy[fr, 0] - 1.3, p[1])
         rgb[idx] = np.asarray(ident.skin, np.float32) * (shade * (0.62 + 0.25 * under_chin)[:, None])
         part[idx] = _PART["neck"]
 
-    idx, fr, p = select([_TORSO])
+    idx, fr, p = select([_TORSO], local=False)
     if idx[0].size:
-        t = t_hit[idx]
-        p_cam = tuple(t * rays[i][idx[1]] for i in range(3))
-        nrm = ((p_cam[0] - cx[fr, 0]) / 1.8**2, (p_cam[1] - cy[fr, 0] + 2.5) / 1.08**2,
-               (p_cam[2] - cz[fr, 0] + 0.45) / 0.9**2)
+        nrm = ((p[0] - cx[fr, 0]) / 1.8**2, (p[1] - cy[fr, 0] + 2.5) / 1.08**2, (p[2] - cz[fr, 0] + 0.45) / 0.9**2)
         rgb[idx] = np.asarray(ident.clothes, np.float32) * lambert(nrm, fr, local=False)
         part[idx] = _PART["clothes"]
 
