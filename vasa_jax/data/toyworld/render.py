@@ -187,6 +187,11 @@ def _ellipsoid(o, d, centre, axes, far=False):
     return near, np.where(hit, (-b + root) / a, np.inf)
 
 
+def _hit_y(o, d, t):
+    """Height of the hit point; NaN (false in any comparison) where the ray misses (t = inf)."""
+    return o[1] + np.where(np.isfinite(t), t, np.nan) * d[1]
+
+
 def _smoothstep(e0, e1, x):
     t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3 - 2 * t)
@@ -218,9 +223,9 @@ def _render_chunk(ident: Identity, st: Mapping, rays, size: int):
 
     depth = np.full((_BACKGROUND,) + d[0].shape, np.inf, np.float32)
     up_near = _ellipsoid(o, d, (0, 0, 0), (hw, ht, hd))
-    depth[_UPPER] = np.where(o[1] + up_near * d[1] >= 0, up_near, np.inf)
+    depth[_UPPER] = np.where(_hit_y(o, d, up_near) >= 0, up_near, np.inf)
     low_near = _ellipsoid(o, d, (0, 0, 0), (hw, jaw, hd))
-    depth[_LOWER] = np.where(o[1] + low_near * d[1] < 0, low_near, np.inf)
+    depth[_LOWER] = np.where(_hit_y(o, d, low_near) < 0, low_near, np.inf)
     nose_c = _nose_centre(ident)
     depth[_NOSE] = _ellipsoid(o, d, nose_c, (ident.nose_width, ident.nose_length, ident.nose_depth))
     ear_axes = (0.07, ident.ear_size, 0.13)
