@@ -68,7 +68,7 @@ def write_sheet(args) -> None:
     ids = identities_for(args.split, args.count, args.first)
     for k, identity in enumerate(ids):
         # One frame from the middle of a clip: a natural pose and expression.
-        _, truth = perform(k, identity=identity, seconds=1.0)
+        _, truth = perform(k, identity=identity, seconds=1.0, audio=False)
         state = {key: value[12:13] for key, value in truth.items()}
         r, c = divmod(k, cols)
         sheet[r * args.size : (r + 1) * args.size, c * args.size : (c + 1) * args.size] = render(

@@ -32,7 +32,7 @@ TRUTH_DOC = {
     "blink": "[T] eyelid closure in [0, 1] (1 = closed)",
     "gaze": "[T, 2] (theta, phi): eye-in-head gaze, + right / + up",
     "emotion": "[T] in [-1, 1]: sad ... happy (brows and mouth corners)",
-    "energy": "[T] RMS of the audio over the frame's interval",
+    "loudness": "[T] loudness envelope of the speech over the frame's interval (source amplitude, 0 in silence)",
     "f0": "[T] voice pitch in Hz at the frame's instant, 0 where unvoiced",
     "landmarks": "[T, 8, 2] image coordinates of render.LANDMARKS",
 }
@@ -69,31 +69,36 @@ class Clip:
         return path
 
 
-def perform(seed: int, *, identity: int, seconds: float, fps: int = FPS) -> tuple[np.ndarray, dict]:
-    """What happens in a clip, without pixels: (audio [N] float32 at 16 kHz, truth without landmarks)."""
+def perform(seed: int, *, identity: int, seconds: float, fps: int = FPS,
+            audio: bool = True) -> tuple[np.ndarray | None, dict]:
+    """What happens in a clip, without pixels: (audio [N] float32 at 16 kHz, truth without landmarks).
+
+    audio=False skips synthesising the waveform (most of the cost) and returns None for it; the truth is the
+    same either way.
+    """
     if seconds <= 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     ident = sample_identity(identity)
     num_frames = max(1, int(round(seconds * fps)))
     duration = num_frames / fps
-    rngs = np.random.default_rng([_CLIP_STREAM, int(seed)]).spawn(7)
+    rngs = np.random.default_rng([_CLIP_STREAM, int(seed)]).spawn(8)
     script = speech.sample_script(rngs[0], duration, ident.speech_rate)
-    voice = speech.synthesize(script, rngs[1], duration, voice_pitch=ident.voice_pitch,
-                              formant_scale=ident.formant_scale)
+    controls = speech.source_controls(script, rngs[1], duration, voice_pitch=ident.voice_pitch,
+                                      formant_scale=ident.formant_scale)
     times = performance.frame_times(num_frames, fps)
-    bounds = np.round(np.arange(num_frames + 1) * SAMPLE_RATE / fps).astype(np.int64)
-    energy = np.sqrt(np.add.reduceat(voice.waveform.astype(np.float64) ** 2, bounds[:-1]) / np.diff(bounds))
-    f0 = voice.f0[np.minimum(np.round(times * speech.CONTROL_RATE).astype(np.int64), voice.f0.size - 1)]
+    bounds = np.round(np.arange(num_frames + 1) * speech.CONTROL_RATE / fps).astype(np.int64)
+    loudness = np.add.reduceat(controls.loudness, bounds[:-1]) / np.diff(bounds)
+    f0 = controls.pitch[np.minimum(np.round(times * speech.CONTROL_RATE).astype(np.int64), controls.f0.size - 1)]
     truth = {
-        **performance.head_tracks(times, fps, energy, f0, rngs[2]),
+        **performance.head_tracks(times, fps, loudness, f0, rngs[2]),
         **performance.mouth_tracks(script, times, rngs[3]),
         "blink": performance.blink_track(times, rngs[4]),
         "gaze": performance.gaze_track(times, fps, rngs[5]),
         "emotion": performance.emotion_track(times, rngs[6]),
-        "energy": energy.astype(np.float32),
+        "loudness": loudness.astype(np.float32),
         "f0": f0.astype(np.float32),
     }
-    return voice.waveform, truth
+    return (speech.synthesize(controls, rngs[7], duration) if audio else None), truth
 
 
 def make_clip(seed: int, *, identity: int, seconds: float = 4.0, size: int = 128, fps: int = FPS,

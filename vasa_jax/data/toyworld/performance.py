@@ -78,14 +78,15 @@ def emotion_track(times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(base + 0.08 * _slow_noise(times, rng, 0.15), -1.0, 1.0).astype(np.float32)
 
 
-def head_tracks(times: np.ndarray, fps: float, energy: np.ndarray, f0: np.ndarray, rng: np.random.Generator) -> dict:
+def head_tracks(times: np.ndarray, fps: float, loudness: np.ndarray, f0: np.ndarray,
+                rng: np.random.Generator) -> dict:
     """Head pose [T] each: yaw, pitch, roll (degrees), tx, ty (image coordinates of the head centre,
     [-1, 1], x right, y down) and scale (apparent size; 1 = nominal distance).
 
-    energy: frame loudness [T] (RMS); f0: frame pitch [T] (Hz, 0 where unvoiced). Nods follow loudness,
+    loudness: [T] speech loudness envelope; f0: frame pitch [T] (Hz, 0 where unvoiced). Nods follow loudness,
     sways follow pitch accents, both a little behind the voice, on top of slow drift.
     """
-    loud = np.log(energy + 1e-4)
+    loud = np.log(loudness + 1e-4)
     loud = (loud - loud.mean()) / (loud.std() + 1e-6)
     accent = np.where(f0 > 0, np.log(np.maximum(f0, 1.0)), np.nan)
     accent = np.nan_to_num(accent - np.nanmean(accent) if np.isfinite(accent).any() else accent)

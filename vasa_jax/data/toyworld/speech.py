@@ -150,16 +150,28 @@ def gaussian_smooth(x: np.ndarray, sigma: float, axis: int = -1) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class Speech:
-    waveform: np.ndarray  # float32 [N] at SAMPLE_RATE
-    f0: np.ndarray  # float32 [M] at CONTROL_RATE: fundamental frequency (Hz), 0 where unvoiced
-    voicing: np.ndarray  # float32 [M] at CONTROL_RATE: amplitude of the voiced source
+class SourceControls:
+    """The speech as source-filter controls at CONTROL_RATE ([M] or [M, k]): everything but the waveform."""
+
+    f0: np.ndarray  # fundamental frequency (Hz) of the voiced source
+    voicing: np.ndarray  # amplitude of the voiced source
+    noise: np.ndarray  # [M, len(NOISE_BANDS)] amplitudes of the noise bands
+    formants: np.ndarray  # [M, 3] F1..F3 (Hz)
+
+    @property
+    def loudness(self) -> np.ndarray:
+        """[M] amplitude of all sources together: the speech's loudness envelope."""
+        return self.voicing + self.noise.sum(axis=1)
+
+    @property
+    def pitch(self) -> np.ndarray:
+        """[M] F0 where the voice sounds, 0 elsewhere."""
+        return np.where(self.voicing > 0.05, self.f0, 0.0).astype(np.float32)
 
 
-def synthesize(script: Script, rng: np.random.Generator, seconds: float, *, voice_pitch: float = 140.0,
-               formant_scale: float = 1.0) -> Speech:
-    """Renders a script to a waveform of exactly round(seconds * SAMPLE_RATE) samples."""
-    n = int(round(seconds * SAMPLE_RATE))
+def source_controls(script: Script, rng: np.random.Generator, seconds: float, *, voice_pitch: float = 140.0,
+                    formant_scale: float = 1.0) -> SourceControls:
+    """The control signals of a script over `seconds` (cheap: no audio-rate work)."""
     m = int(np.ceil(seconds * CONTROL_RATE)) + 2
     tc = np.arange(m) / CONTROL_RATE
     seg = script.phone_at(tc)
@@ -187,15 +199,20 @@ def synthesize(script: Script, rng: np.random.Generator, seconds: float, *, voic
     f0 = voice_pitch * np.interp(tc, centres, script.pitch)
     f0 *= 1.0 + 0.03 * gaussian_smooth(rng.standard_normal(m), 0.08 * CONTROL_RATE) * 4
     f0 = gaussian_smooth(f0, 0.03 * CONTROL_RATE) * (1.0 + 0.004 * rng.standard_normal(m))
+    return SourceControls(f0.astype(np.float32), voicing.astype(np.float32), noise_amp.astype(np.float32),
+                          formants.astype(np.float32))
 
-    voiced = _harmonic_source(f0, formants, n, rng)
+
+def synthesize(controls: SourceControls, rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Renders source controls to a waveform: float32 [round(seconds * SAMPLE_RATE)]."""
+    n = int(round(seconds * SAMPLE_RATE))
+    voiced = _harmonic_source(controls.f0, controls.formants, n, rng)
     noise = _band_noise(rng, n)
     up = lambda x: _upsample(x, n)  # noqa: E731
-    wave = up(voicing) * voiced + np.einsum("bn,nb->n", noise, up(noise_amp.T).T)
+    wave = up(controls.voicing) * voiced + np.einsum("bn,nb->n", noise, up(controls.noise.T).T)
     wave += 0.002 * rng.standard_normal(n).astype(np.float32)  # room noise floor
     wave *= rng.uniform(0.35, 0.9) / max(np.abs(wave).max(), 1e-6)
-    return Speech(wave.astype(np.float32), np.where(voicing > 0.05, f0, 0.0).astype(np.float32),
-                  voicing.astype(np.float32))
+    return wave.astype(np.float32)
 
 
 def _harmonic_source(f0: np.ndarray, formants: np.ndarray, n: int, rng) -> np.ndarray:
