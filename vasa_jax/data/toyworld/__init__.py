@@ -5,14 +5,14 @@ smoke training, learning checks and the bundled demo. See make_clip for the entr
 conventions of pose and image coordinates, and clip.TRUTH_DOC for the ground truth.
 """
 
-from vasa_jax.data.toyworld.clip import FPS, SAMPLE_RATE, TRUTH_DOC, Clip, make_clip, perform
+from vasa_jax.data.toyworld.clip import FPS, POSE_KEYS, SAMPLE_RATE, TRUTH_DOC, Clip, make_clip, perform, pose_vectors
 from vasa_jax.data.toyworld.identity import HELDOUT_IDENTITIES, TRAIN_IDENTITIES, Identity, is_heldout, sample_identity
 from vasa_jax.data.toyworld.performance import GAZE_LIMITS, POSE_LIMITS
 from vasa_jax.data.toyworld.render import LANDMARKS, PARTS, STATE_KEYS, landmarks, neutral_state, project, render
 from vasa_jax.data.toyworld.speech import PHONES, VISEMES
 
 __all__ = [
-    "FPS", "GAZE_LIMITS", "HELDOUT_IDENTITIES", "LANDMARKS", "PARTS", "PHONES", "POSE_LIMITS", "SAMPLE_RATE",
+    "FPS", "GAZE_LIMITS", "POSE_KEYS", "HELDOUT_IDENTITIES", "LANDMARKS", "PARTS", "PHONES", "POSE_LIMITS", "SAMPLE_RATE",
     "STATE_KEYS", "TRAIN_IDENTITIES", "TRUTH_DOC", "VISEMES", "Clip", "Identity", "is_heldout", "landmarks",
-    "make_clip", "neutral_state", "perform", "project", "render", "sample_identity",
+    "make_clip", "neutral_state", "perform", "pose_vectors", "project", "render", "sample_identity",
 ]

@@ -17,6 +17,9 @@ FPS = 25
 SAMPLE_RATE = speech.SAMPLE_RATE
 _CLIP_STREAM = 0xC1  # separates clip randomness from identity randomness for the same integer seed
 
+# The head pose as one vector, in this order (the layout of z_pose in the face model's motion vectors).
+POSE_KEYS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
+
 # Ground truth per frame; every entry has T rows. Angles in degrees.
 TRUTH_DOC = {
     "yaw": "[T] head yaw, + turns the face to the image's right",
@@ -53,6 +56,11 @@ class Clip:
     def num_frames(self) -> int:
         return self.frames.shape[0]
 
+    @property
+    def pose(self) -> np.ndarray:
+        """[T, 6] float32 head pose in POSE_KEYS order."""
+        return pose_vectors(self.truth)
+
     def write(self, path: str | Path) -> Path:
         """Writes the clip as mp4 (H.264 + AAC) with provenance metadata, and its truth beside it as
         <stem>.truth.npz. Returns the mp4 path."""
@@ -67,6 +75,11 @@ class Clip:
         np.savez_compressed(path.with_suffix(".truth.npz"), identity=self.identity, seed=self.seed,
                             fps=self.fps, **self.truth)
         return path
+
+
+def pose_vectors(truth: dict) -> np.ndarray:
+    """[T, 6] float32 head pose in POSE_KEYS order from a truth mapping."""
+    return np.stack([np.asarray(truth[k], np.float32) for k in POSE_KEYS], axis=-1)
 
 
 def perform(seed: int, *, identity: int, seconds: float, fps: int = FPS,
