@@ -1,0 +1,35 @@
+"""toy: the toy world at 64x64, small enough to train stage 1 on a 2-core CPU in about an hour."""
+
+from vasa_jax.config import default_config
+
+
+def get_config():
+    config = default_config()
+    face = config.face
+    face.image_size = 64
+    face.volume_channels, face.volume_depth, face.volume_size = 16, 8, 16
+    face.id_dim, face.dyn_dim = 64, 64
+    face.appearance_stem, face.appearance_widths, face.appearance_blocks = 32, (48, 64), 1
+    face.encoder_widths = (32, 64, 96, 128)
+    face.warp_widths = (64, 32, 16)
+    face.decoder_3d_blocks, face.decoder_2d_channels, face.decoder_2d_blocks = 1, 128, 2
+    face.decoder_up_widths = (64, 32)
+    face.groups = 8
+
+    train = config.face_train
+    train.batch_size = 8
+    train.steps = 4000
+    train.learning_rate = 1e-3
+    train.warmup_steps = 100
+    train.end_learning_rate = 1e-5
+    train.adam_b1 = 0.9
+    train.ema_decay = 0.99
+    train.log_every = 50
+    train.image_every = 500
+    train.checkpoint_every = 500
+    train.discriminator_scales = 2
+    train.discriminator_widths = (32, 64, 128)
+
+    config.audio.encoder = "mel"
+    config.audio.checkpoint = ""
+    return config

@@ -1,0 +1,69 @@
+"""The one config system: ml_collections ConfigDicts whose defaults are the base (VASA-1 / MegaPortraits) sizes.
+
+configs/tiny.py, configs/toy.py and configs/base.py start from default_config() and change sizes; scripts
+take `--config configs/toy.py` and command-line overrides such as `--config.face_train.steps=100`. Model
+sections are turned into frozen dataclasses (vasa_jax.face.FaceConfig) where a network is built, so the
+comments on their fields live there; the training and data sections are described here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from vasa_jax.face.config import FaceConfig
+
+
+def train_defaults() -> ml_collections.ConfigDict:
+    """Optimisation and bookkeeping for one training stage (face_train, and later motion_train)."""
+    c = ml_collections.ConfigDict()
+    c.batch_size = 16  # global batch, split over every local device (and process)
+    c.steps = 300_000
+    c.learning_rate = 2e-4  # peak, after warm-up
+    c.end_learning_rate = 1e-6  # cosine decay to this at the last step
+    c.warmup_steps = 1000
+    c.weight_decay = 1e-4  # AdamW, on weights of rank >= 2 only
+    c.adam_b1 = 0.5
+    c.adam_b2 = 0.999
+    c.grad_clip_norm = 1.0  # global-norm clipping; 0 switches it off
+    c.ema_decay = 0.999  # EMA of the generator's params (what sampling uses); 0 switches it off
+    c.seed = 0
+    c.log_every = 100  # steps between scalar logs
+    c.image_every = 1000  # steps between PNG grids
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    return c
+
+
+def default_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.face = ml_collections.ConfigDict(dataclasses.asdict(FaceConfig()))
+
+    config.face_train = train_defaults()
+    loss = ml_collections.ConfigDict()
+    loss.reconstruction = 10.0  # L1 to the driver frame
+    loss.perceptual = 20.0  # VGG19 features when face_train.vgg19_weights is set, else 1 - MS-SSIM
+    loss.adversarial = 1.0  # hinge, multi-scale patch discriminator
+    loss.feature_matching = 40.0  # discriminator features, real vs reconstructed
+    loss.pairwise_transfer = 5.0  # VASA: pose_i + dyn_j rendered from frame i and from frame j agree
+    loss.identity = 4.0  # cross-identity transfer keeps the source's identity features (needs identity_net)
+    loss.pose = 1.0  # z_pose against pose labels where the data has them
+    config.face_train.loss = loss
+    config.face_train.vgg19_weights = ""  # converted torchvision VGG19 weights (.pth / .safetensors); "" = none
+    config.face_train.identity_net = ""  # a frozen identity network's weights; "" = none (identity loss off)
+    config.face_train.discriminator_scales = 3
+    config.face_train.discriminator_widths = (64, 128, 256, 512)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "toyworld"  # "toyworld" (generated on the fly) or "shards" (preprocessed real video)
+    config.data.shards = ""  # glob of ArrayRecord shards when source == "shards"
+    config.data.clip_seconds = 4.0  # toy-world clips that frame pairs are drawn from
+    config.data.supersample = 1  # toy-world render supersampling (smoother edges, k^2 the cost)
+    config.data.num_workers = 0  # grain worker processes (0: in the training process)
+
+    config.audio = ml_collections.ConfigDict()
+    config.audio.encoder = "wav2vec2"  # "mel" (no checkpoint), "wav2vec2" or "hubert"
+    config.audio.checkpoint = "checkpoints/wav2vec2-base-960h"  # folder of a Hugging Face checkpoint
+    config.audio.layer = "last"
+    return config

@@ -1,0 +1,65 @@
+"""The face model's architecture (stage 1) as a frozen dataclass: hashable, so Flax modules can hold it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+POSE_DIM = 6  # z_pose: yaw, pitch, roll (degrees), tx, ty (image coordinates), scale; the toy world's POSE_KEYS
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceConfig:
+    image_size: int = 512  # square input and output resolution
+    volume_channels: int = 96  # C of the appearance volume V_app (MegaPortraits: 96 x 16 x 64 x 64 at 512^2)
+    volume_depth: int = 16  # D
+    volume_size: int = 64  # H = W; image_size / volume_size must be a power of two
+    id_dim: int = 512  # identity code z_id (the global descriptor)
+    dyn_dim: int = 256  # holistic facial dynamics z_dyn: lips, expression, gaze and blinks in one vector
+    # Appearance encoder: a stem at image_size, then one stride-2 stage per width down to volume_size
+    # (so len(appearance_widths) == log2(image_size / volume_size)); lifted to the volume by a 1x1 conv.
+    appearance_stem: int = 64
+    appearance_widths: tuple = (128, 256, 512)
+    appearance_blocks: int = 2  # 3D residual blocks on the lifted volume
+    # Identity and motion encoders: stride-2 residual stages, global average pool, then dense heads.
+    encoder_widths: tuple = (64, 128, 256, 512, 512, 512)
+    # Warp generators (one to the canonical volume, one from it): a dense seed volume, then one 3D stage per
+    # width, each doubling H and W (and D until volume_depth), conditioned on (z_dyn, z_id) by adaptive GroupNorm.
+    warp_widths: tuple = (256, 128, 64, 32)
+    warp_max_offset: float = 0.3  # largest non-rigid displacement, in normalised volume coordinates
+    decoder_3d_blocks: int = 2  # 3D residual blocks on the driven volume
+    decoder_2d_channels: int = 512  # after folding depth into channels
+    decoder_2d_blocks: int = 4  # 2D residual blocks at volume_size
+    decoder_up_widths: tuple = (256, 128, 64)  # one upsampling stage per width, volume_size -> image_size
+    groups: int = 32  # GroupNorm groups (fewer where a layer has fewer channels)
+    dtype: str = "float32"  # compute dtype ("bfloat16" for speed); params are always float32
+
+    def __post_init__(self):
+        ratio = self.image_size / self.volume_size
+        steps = round(math.log2(ratio)) if ratio >= 1 else -1
+        if steps < 0 or 2**steps != ratio:
+            raise ValueError(f"image_size / volume_size must be a power of two; got {self.image_size} / "
+                             f"{self.volume_size}")
+        for name in ("appearance_widths", "decoder_up_widths"):
+            if len(getattr(self, name)) != steps:
+                raise ValueError(f"{name} needs one width per 2x step from {self.volume_size} to {self.image_size}"
+                                 f" ({steps}); got {len(getattr(self, name))}")
+        warp_seed = self.volume_size // 2 ** (len(self.warp_widths) - 1)
+        if warp_seed < 1 or warp_seed * 2 ** (len(self.warp_widths) - 1) != self.volume_size:
+            raise ValueError(f"volume_size {self.volume_size} must be divisible by 2^(len(warp_widths) - 1)")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'float32' or 'bfloat16'; got {self.dtype!r}")
+
+    @property
+    def motion_dim(self) -> int:
+        """Length of a motion vector: z_pose then z_dyn."""
+        return POSE_DIM + self.dyn_dim
+
+    @classmethod
+    def from_config(cls, section) -> "FaceConfig":
+        """From a ConfigDict section (lists become tuples; unknown keys are an error)."""
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(section).items()}
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown face config entries: {sorted(unknown)}")
+        return cls(**values)
