@@ -9,6 +9,8 @@ comments on their fields live there; the training and data sections are describe
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
 
 import ml_collections
 
@@ -67,3 +69,16 @@ def default_config() -> ml_collections.ConfigDict:
     config.audio.checkpoint = "checkpoints/wav2vec2-base-960h"  # folder of a Hugging Face checkpoint
     config.audio.layer = "last"
     return config
+
+
+def load_config(path: str | Path) -> ml_collections.ConfigDict:
+    """The ConfigDict of a config file (a module with get_config(), such as configs/toy.py)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    spec = importlib.util.spec_from_file_location(f"vasa_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path}: a config file must define get_config()")
+    return module.get_config()

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.audio.wav2vec2 import EncoderConfig, Wav2Vec2Model
+from vasa_jax.io.weights import CheckpointError, read_state_dict
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert")
 _PREFIXES = ("wav2vec2.", "hubert.")  # transformers' base_model_prefix, in checkpoints of models with heads
@@ -28,14 +29,6 @@ _POS_CONV = "encoder.pos_conv_embed.conv."
 _WEIGHT_NORM_SPELLINGS = (("weight_g", "weight_v"), ("parametrizations.weight.original0",
                                                       "parametrizations.weight.original1"))
 _SHOWN_KEYS = 12  # keys listed per kind in an error message
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder cannot be used. The message names the folder and says what is wrong."""
-
-    def __init__(self, folder: str | os.PathLike, problem: str):
-        self.folder, self.problem = str(folder), problem
-        super().__init__(f"{self.folder}: {problem}")
 
 
 def from_pretrained(folder: str | os.PathLike) -> tuple[Wav2Vec2Model, dict]:
@@ -97,9 +90,9 @@ def expects_normalized_input(folder: str | os.PathLike) -> bool:
 def load_state_dict(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     """The checkpoint's tensors as float32 numpy arrays, keyed as in the file."""
     root = _check_folder(folder)
-    for name, reader in (("model.safetensors", _read_safetensors), ("pytorch_model.bin", _read_torch_bin)):
+    for name in ("model.safetensors", "pytorch_model.bin"):
         if (root / name).is_file():
-            return reader(root / name, folder)
+            return read_state_dict(root / name)
         index = root / f"{name}.index.json"
         if index.is_file():
             try:
@@ -110,7 +103,7 @@ def load_state_dict(folder: str | os.PathLike) -> dict[str, np.ndarray]:
             for shard in shards:
                 if not (root / shard).is_file():
                     raise CheckpointError(folder, f"{index.name} names {shard}, which is missing")
-                state.update(reader(root / shard, folder))
+                state.update(read_state_dict(root / shard))
             return state
     raise CheckpointError(folder, "has no weights: expected model.safetensors or pytorch_model.bin "
                                   "(or their sharded *.index.json form)")
@@ -159,31 +152,6 @@ def _check_folder(folder) -> Path:
     if not root.is_dir():
         raise CheckpointError(folder, "is a file; expected a checkpoint folder (config.json plus weights)")
     return root
-
-
-def _read_safetensors(path: Path, folder) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        return {k: v.astype(np.float32, copy=False) for k, v in load_file(path).items()}
-    except (SafetensorError, OSError, TypeError, ValueError) as e:
-        raise CheckpointError(folder, f"{path.name} cannot be read as safetensors ({e})") from None
-
-
-def _read_torch_bin(path: Path, folder) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError:
-        raise CheckpointError(folder, f"has only {path.name}, and reading it needs torch, which is not "
-                                      "installed; install torch or convert the file to model.safetensors") from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types here (UnpicklingError, RuntimeError, EOFError, ...)
-        raise CheckpointError(folder, f"{path.name} cannot be read by torch.load(weights_only=True) ({e})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(folder, f"{path.name} holds a {type(state).__name__}, not a state dict")
-    return {k: v.detach().to(torch.float32).numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def _encoder_keys(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -47,6 +47,8 @@ class FaceConfig:
         warp_seed = self.volume_size // 2 ** (len(self.warp_widths) - 1)
         if warp_seed < 1 or warp_seed * 2 ** (len(self.warp_widths) - 1) != self.volume_size:
             raise ValueError(f"volume_size {self.volume_size} must be divisible by 2^(len(warp_widths) - 1)")
+        if self.volume_depth & (self.volume_depth - 1):
+            raise ValueError(f"volume_depth must be a power of two (the warp generators double it); got {self.volume_depth}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16'; got {self.dtype!r}")
 

@@ -12,13 +12,12 @@ from vasa_jax.data.toyworld import performance, speech
 from vasa_jax.data.toyworld.identity import sample_identity
 from vasa_jax.data.toyworld.render import landmarks, render
 from vasa_jax.io import VideoWriter
+from vasa_jax.pose import POSE_KEYS
 
 FPS = 25
 SAMPLE_RATE = speech.SAMPLE_RATE
 _CLIP_STREAM = 0xC1  # separates clip randomness from identity randomness for the same integer seed
 
-# The head pose as one vector, in this order (the layout of z_pose in the face model's motion vectors).
-POSE_KEYS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
 
 # Ground truth per frame; every entry has T rows. Angles in degrees.
 TRUTH_DOC = {

@@ -6,11 +6,8 @@ nose, ears and hair occlude what lies behind them. Eyes, brows, mouth, lips, tee
 painted on the skull in face coordinates with anti-aliased edges. Neck and shoulders follow the head's
 position but not its rotation. One call renders a batch of frames in chunks sized to stay in cache.
 
-Conventions (also of the ground truth): camera looks down -z with x right and y up; head-local x points to
-the image's right when the face looks at the camera, y up, z out of the face. Positive yaw turns the face
-towards the image's right, positive pitch raises the chin, positive roll turns the head counter-clockwise in
-the image. tx, ty: the head centre's position in image coordinates ([-1, 1], x right, y down). scale:
-apparent size; the head's distance is BASE_DISTANCE / scale.
+Conventions (also of the ground truth): the project's pose convention (vasa_jax/pose.py); the camera looks
+down -z with x right and y up. The head's distance is BASE_DISTANCE / scale.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from vasa_jax.data.toyworld.identity import Identity
+from vasa_jax.pose import rotation_matrices
 
 TAN_HALF_FOV = 0.32  # a ~35 degree field of view: portrait-lens perspective
 BASE_DISTANCE = 5.0  # head-centre distance at scale 1 (head radius ~1): the head fills ~70 % of the height
@@ -52,17 +50,6 @@ def neutral_state(num_frames: int = 1, **overrides) -> dict:
     return state
 
 
-def rotation_matrices(yaw, pitch, roll) -> np.ndarray:
-    """Head-local -> camera rotations [T, 3, 3] from angles in degrees: R = Rz(roll) Ry(yaw) Rx(-pitch)."""
-    y, p, r = (np.radians(np.asarray(a, np.float64)) for a in (yaw, pitch, roll))
-    cy, sy, cp, sp, cr, sr = np.cos(y), np.sin(y), np.cos(-p), np.sin(-p), np.cos(r), np.sin(r)
-    one, zero = np.ones_like(y), np.zeros_like(y)
-    rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2)
-    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
-    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
-    return rz @ ry @ rx
-
-
 def head_centres(state: Mapping) -> np.ndarray:
     """Camera-space head centres [T, 3] from tx, ty (image coordinates) and scale."""
     z = BASE_DISTANCE / np.asarray(state["scale"], np.float64)
@@ -71,7 +58,8 @@ def head_centres(state: Mapping) -> np.ndarray:
 
 def project(points_local: np.ndarray, state: Mapping) -> np.ndarray:
     """Head-local points [T, K, 3] -> image coordinates [T, K, 2] ([-1, 1], x right, y down)."""
-    cam = np.einsum("tij,tkj->tki", rotation_matrices(state["yaw"], state["pitch"], state["roll"]), points_local)
+    rot = rotation_matrices(state["yaw"], state["pitch"], state["roll"])
+    cam = np.einsum("tij,tkj->tki", rot, points_local)
     cam = cam + head_centres(state)[:, None]
     depth = -cam[..., 2] * TAN_HALF_FOV
     return np.stack([cam[..., 0] / depth, -cam[..., 1] / depth], -1)

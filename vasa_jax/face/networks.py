@@ -1,0 +1,128 @@
+"""The stage-1 networks: appearance, identity and motion encoders, warp generators, and the image decoder.
+
+Images are float [B, S, S, 3] in [0, 1]; volumes are [B, D, H, W, C] (channels-last, depth first).
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from vasa_jax.face.config import POSE_DIM, FaceConfig
+from vasa_jax.face.layers import AdaptiveResBlock, Head, ResBlock, upsample
+from vasa_jax.pose import POSE_SCALE
+
+
+def _dtype(config: FaceConfig):
+    return jnp.bfloat16 if config.dtype == "bfloat16" else jnp.float32
+
+
+class AppearanceEncoder(nn.Module):
+    """Image -> posed 3-D feature volume [B, D, H, W, C]: 2-D stages down to the volume size, a 1x1 conv
+    lifting channels to D x C, then 3-D residual blocks."""
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, image):
+        c, dt = self.config, _dtype(self.config)
+        x = nn.Conv(c.appearance_stem, (3, 3), dtype=dt)(image * 2 - 1)
+        for width in c.appearance_widths:
+            x = ResBlock(width, c.groups, stride=2, dtype=dt)(x)
+        x = Head(c.volume_depth * c.volume_channels, c.groups, kernel=1, dtype=dt)(x)
+        b, h, w, _ = x.shape
+        volume = x.reshape(b, h, w, c.volume_depth, c.volume_channels).transpose(0, 3, 1, 2, 4)
+        for _ in range(c.appearance_blocks):
+            volume = ResBlock(c.volume_channels, c.groups, dtype=dt)(volume)
+        return volume
+
+
+class GlobalEncoder(nn.Module):
+    """Image -> pooled features [B, encoder_widths[-1]]: stride-2 residual stages, global average pooling."""
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, image):
+        c, dt = self.config, _dtype(self.config)
+        x = nn.Conv(c.encoder_widths[0], (3, 3), dtype=dt)(image * 2 - 1)
+        for width in c.encoder_widths:
+            x = ResBlock(width, c.groups, stride=2, dtype=dt)(x)
+        x = Head(c.encoder_widths[-1], c.groups, kernel=1, dtype=dt)(x).astype(jnp.float32)
+        return nn.silu(x.mean(axis=(1, 2)))
+
+
+class IdentityEncoder(nn.Module):
+    """Image -> z_id [B, id_dim], the global identity descriptor."""
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, image):
+        return nn.Dense(self.config.id_dim)(GlobalEncoder(self.config)(image))
+
+
+class MotionEncoder(nn.Module):
+    """Image -> motion [B, POSE_DIM + dyn_dim]: z_pose (yaw, pitch, roll in degrees, tx, ty, scale) then z_dyn,
+    from one trunk with two heads."""
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, image):
+        features = GlobalEncoder(self.config)(image)
+        # Zero-initialised pose head: training starts from a frontal, centred head of scale 1.
+        raw = nn.Dense(POSE_DIM, kernel_init=nn.initializers.zeros, name="pose")(features)
+        scale = jnp.asarray(POSE_SCALE, jnp.float32)
+        pose = jnp.concatenate([raw[:, :5] * scale[:5], jnp.exp(raw[:, 5:] * scale[5])], axis=-1)
+        dyn = nn.Dense(self.config.dyn_dim, name="dynamics")(features)
+        return jnp.concatenate([pose, dyn], axis=-1)
+
+
+class WarpGenerator(nn.Module):
+    """(z_dyn, z_id) -> a non-rigid 3-D flow field [B, D, H, W, 3] in normalised volume coordinates.
+
+    A dense seed volume, then 3-D residual stages with adaptive GroupNorm conditioned on (z_dyn, z_id), each
+    doubling H and W (and D while it is below volume_depth). The output is bounded by warp_max_offset and
+    starts near zero (the warp starts rigid).
+    """
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, z_dyn, z_id):
+        c, dt = self.config, _dtype(self.config)
+        cond = jnp.concatenate([z_dyn, z_id], axis=-1)
+        ups = len(c.warp_widths) - 1
+        size = c.volume_size // 2**ups
+        depth = max(1, c.volume_depth // 2**ups)
+        x = nn.Dense(depth * size * size * c.warp_widths[0], dtype=dt)(cond)
+        x = x.reshape(-1, depth, size, size, c.warp_widths[0])
+        x = AdaptiveResBlock(c.warp_widths[0], c.groups, dt)(x, cond)
+        for width in c.warp_widths[1:]:
+            grow = 2 if x.shape[1] < c.volume_depth else 1
+            x = AdaptiveResBlock(width, c.groups, dt)(upsample(x, (grow, 2, 2)), cond)
+        flow = Head(3, c.groups, init_scale=1e-4, dtype=dt)(x).astype(jnp.float32)
+        return c.warp_max_offset * jnp.tanh(flow)
+
+
+class Decoder(nn.Module):
+    """Driven volume [B, D, H, W, C] -> image [B, S, S, 3] in [0, 1]: 3-D residual blocks, depth folded into
+    channels with a 1x1 conv, 2-D residual blocks, then upsampling stages to the image size."""
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, volume):
+        c, dt = self.config, _dtype(self.config)
+        x = volume
+        for _ in range(c.decoder_3d_blocks):
+            x = ResBlock(c.volume_channels, c.groups, dtype=dt)(x)
+        b, d, h, w, ch = x.shape
+        x = x.transpose(0, 2, 3, 1, 4).reshape(b, h, w, d * ch)
+        x = nn.Conv(c.decoder_2d_channels, (1, 1), dtype=dt)(x)
+        for _ in range(c.decoder_2d_blocks):
+            x = ResBlock(c.decoder_2d_channels, c.groups, dtype=dt)(x)
+        for width in c.decoder_up_widths:
+            x = ResBlock(width, c.groups, dtype=dt)(upsample(x, (2, 2)))
+        return nn.sigmoid(Head(3, c.groups, dtype=dt)(x).astype(jnp.float32))

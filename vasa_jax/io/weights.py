@@ -1,0 +1,53 @@
+"""Reading network weights that others publish: safetensors files, and torch.save state dicts.
+
+A .pth / .pt / .bin file is read through torch.load(weights_only=True), so a checkpoint can never run code,
+and only when torch is installed; .safetensors needs no torch. Every problem raises CheckpointError, whose
+message names the file or folder and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A weights file or checkpoint folder cannot be used. The message names it and says what is wrong."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The tensors of a weights file as float32 numpy arrays, keyed as in the file."""
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(path, "is a directory, not a weights file" if file.is_dir() else "weights file not found")
+    if file.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            return {k: v.astype(np.float32, copy=False) for k, v in load_file(file).items()}
+        except (SafetensorError, OSError, TypeError, ValueError) as e:
+            raise CheckpointError(path, f"cannot be read as safetensors ({e})") from None
+    if file.suffix not in TORCH_SUFFIXES:
+        raise CheckpointError(path, "has an unknown extension; expected .safetensors or a torch.save state dict "
+                                    f"({' / '.join(TORCH_SUFFIXES)})")
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError(path, "reading it needs torch, which is not installed; install torch or convert "
+                                    "the file to .safetensors") from None
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types here (UnpicklingError, RuntimeError, EOFError, ...)
+        raise CheckpointError(path, f"cannot be read by torch.load(weights_only=True) ({e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(path, f"holds a {type(state).__name__}, not a state dict")
+    return {k: v.detach().to(torch.float32).numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -1,0 +1,156 @@
+"""Stage-1 training: the face latent space with its losses, as one pure step function.
+
+Per example: a source frame i and a driver frame j of one clip, and a frame x of another person.
+    reconstruction    decode(V_app_i, z_id_i, motion_j) should be frame j (L1 + perceptual)
+    pairwise transfer (VASA) "frame i with the dynamics of j" = decode(V_app_i, z_id_i, [pose_i, dyn_j]) and
+                      "frame j with the pose of i" = decode(V_app_j, z_id_j, [pose_i, dyn_j]) show the same
+                      thing; their difference is minimised, which fights pose / dynamics entanglement
+    cross-identity    decode(V_app_i, z_id_i, motion_x): must look real (adversarial) and keep i's identity
+                      (a frozen identity network's cosine similarity, when one is supplied)
+    pose              z_pose against pose labels where the data has them (toy-world ground truth)
+    adversarial       multi-scale patch discriminator, hinge loss, plus feature matching on the reconstruction
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from vasa_jax.face import POSE_DIM, FaceConfig, WarpingFaceModel
+from vasa_jax.face.discriminator import (MultiScaleDiscriminator, feature_matching_loss, hinge_discriminator_loss,
+                                         hinge_generator_loss)
+from vasa_jax.face.perceptual import make_perceptual_loss
+from vasa_jax.pose import POSE_SCALE
+from vasa_jax.data.face_pairs import face_pair_batches
+from vasa_jax.train.logging import image_grid
+from vasa_jax.train.loop import train as run_training
+from vasa_jax.train.optim import make_optimizer
+from vasa_jax.train.parallel import make_mesh, process_batch_size
+from vasa_jax.train.state import TrainState
+
+
+def psnr(a, b):
+    """Peak signal-to-noise ratio (dB) of images in [0, 1], per image."""
+    mse = jnp.mean((a - b) ** 2, axis=(1, 2, 3))
+    return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
+
+
+class FaceTrainer:
+    """Builds the stage-1 state and step from a config (the face and face_train sections)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.face = WarpingFaceModel(FaceConfig.from_config(config.face))
+        train = config.face_train
+        self.weights = dict(train.loss)
+        if not train.identity_net:
+            self.weights["identity"] = 0.0
+            self.identity_net = None
+        else:
+            from vasa_jax.face.identity import load_identity_net
+            self.identity_net = load_identity_net(train.identity_net)
+        self.perceptual = make_perceptual_loss(train.vgg19_weights)
+        self.discriminator = MultiScaleDiscriminator(scales=train.discriminator_scales,
+                                                     widths=tuple(train.discriminator_widths))
+        self.optimizer = make_optimizer(train)
+        self.disc_optimizer = make_optimizer(train)
+        self.generate_jit = jax.jit(self.generate)
+
+    def init_state(self, key) -> TrainState:
+        k_face, k_disc = jax.random.split(key)
+        params = self.face.init(k_face)
+        size = self.face.image_size
+        disc_params = jax.jit(self.discriminator.init)(k_disc, jnp.zeros((1, size, size, 3)))["params"]
+        return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
+                                 extra={"disc_params": disc_params,
+                                        "disc_opt_state": self.disc_optimizer.init(disc_params)})
+
+    def _images(self, batch):
+        return tuple(jnp.asarray(batch[k], jnp.float32) / 255.0 for k in ("source", "driver", "other"))
+
+    def generate(self, params, batch):
+        """Everything the generator produces for a batch (also used for the image grids)."""
+        source, driver, other = self._images(batch)
+        face = self.face
+        v_i, id_i, m_i = face.analyze(params, source)
+        v_j, id_j, m_j = face.analyze(params, driver)
+        m_x = face.encode_motion(params, other)
+        mix = jnp.concatenate([m_i[:, :POSE_DIM], m_j[:, POSE_DIM:]], axis=-1)
+        # One batched decode for the four renderings that share no inputs but the weights.
+        v = jnp.concatenate([v_i, v_i, v_j, v_i])
+        ids = jnp.concatenate([id_i, id_i, id_j, id_i])
+        motion = jnp.concatenate([m_j, mix, mix, m_x])
+        recon, from_i, from_j, transfer = jnp.split(face.decode(params, v, ids, motion), 4)
+        return dict(source=source, driver=driver, other=other, recon=recon, from_i=from_i, from_j=from_j,
+                    transfer=transfer, motion_i=m_i, motion_j=m_j, motion_x=m_x)
+
+    def _pose_loss(self, out, batch):
+        scale = jnp.asarray(POSE_SCALE)
+        has = jnp.asarray(batch["has_pose"], jnp.float32)
+        err = 0.0
+        for motion, key in (("motion_i", "source_pose"), ("motion_j", "driver_pose"), ("motion_x", "other_pose")):
+            diff = jnp.abs(out[motion][:, :POSE_DIM] - jnp.asarray(batch[key], jnp.float32)) / scale
+            err = err + (diff.mean(axis=1) * has).sum() / jnp.maximum(has.sum(), 1.0)
+        return err / 3
+
+    def generator_loss(self, params, disc_params, batch):
+        out = self.generate(params, batch)
+        w = self.weights
+        terms = {
+            "reconstruction": jnp.abs(out["recon"] - out["driver"]).mean(),
+            "perceptual": self.perceptual(out["recon"], out["driver"]),
+            "pairwise_transfer": jnp.abs(out["from_i"] - out["from_j"]).mean(),
+            "pose": self._pose_loss(out, batch),
+        }
+        real = self.discriminator.apply({"params": disc_params}, out["driver"])
+        fake = self.discriminator.apply({"params": disc_params}, jnp.concatenate([out["recon"], out["transfer"]]))
+        terms["adversarial"] = hinge_generator_loss(fake)
+        recon_fake = jax.tree.map(lambda t: t[: out["recon"].shape[0]], fake)
+        terms["feature_matching"] = feature_matching_loss(real, recon_fake)
+        if self.identity_net is not None:
+            from vasa_jax.face.identity import identity_similarity_loss
+            terms["identity"] = identity_similarity_loss(self.identity_net, out["source"], out["transfer"])
+        total = sum(w[name] * value for name, value in terms.items())
+        return total, (terms, out)
+
+    def discriminator_loss(self, disc_params, out):
+        fakes = jax.lax.stop_gradient(jnp.concatenate([out["recon"], out["transfer"]]))
+        real = self.discriminator.apply({"params": disc_params}, out["driver"])
+        fake = self.discriminator.apply({"params": disc_params}, fakes)
+        return hinge_discriminator_loss(real, fake)
+
+    def step(self, state: TrainState, batch, key):
+        """One simultaneous generator and discriminator update: pure (state, batch, key) -> (state, metrics)."""
+        del key  # the step is deterministic; the key is there for the loop's uniform signature
+        disc_params = state.extra["disc_params"]
+        (g_loss, (terms, out)), g_grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
+            state.params, disc_params, batch)
+        d_loss, d_grads = jax.value_and_grad(self.discriminator_loss)(disc_params, out)
+        d_updates, d_opt_state = self.disc_optimizer.update(d_grads, state.extra["disc_opt_state"], disc_params)
+        new_state = state.apply_gradients(g_grads, self.config.face_train.ema_decay).replace(
+            extra={"disc_params": optax.apply_updates(disc_params, d_updates), "disc_opt_state": d_opt_state})
+        metrics = {"loss": g_loss, "discriminator": d_loss, "psnr": psnr(out["recon"], out["driver"]).mean(),
+                   **{f"loss/{k}": v for k, v in terms.items()}}
+        return new_state, metrics
+
+
+def image_grids(trainer: FaceTrainer, state: TrainState, batch) -> dict:
+    """source | driver | reconstruction | other person | cross-identity transfer, from the EMA params."""
+    params = state.ema_params if state.ema_params is not None else state.params
+    out = trainer.generate_jit(params, batch)
+    return {"face": image_grid([out[k] for k in ("source", "driver", "recon", "other", "transfer")])}
+
+
+def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
+    """Stage-1 training to config.face_train.steps in workdir (resuming there if it holds a checkpoint)."""
+    trainer = FaceTrainer(config)
+    train = config.face_train
+
+    def make_iterator():
+        return face_pair_batches(config.data, image_size=trainer.face.image_size,
+                                 batch_size=process_batch_size(train.batch_size, mesh), seed=train.seed)
+
+    mesh = make_mesh()
+    return run_training(workdir, train, trainer.init_state, trainer.step, make_iterator, mesh=mesh, config=config,
+                        on_images=lambda state, batch: image_grids(trainer, state, batch), quiet=quiet)

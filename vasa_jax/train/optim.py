@@ -1,0 +1,54 @@
+"""The optimiser both training stages use: AdamW with warm-up + cosine decay, global-norm clipping, and EMA.
+
+Everything here is built from optax's own pieces; this module only fixes how a config section
+(vasa_jax.config.train_defaults) maps onto them.
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+
+def make_schedule(train_cfg) -> optax.Schedule:
+    """Learning rate per update: linear 0 -> learning_rate over warmup_steps, then cosine to end_learning_rate at steps.
+
+    Update n (0-based, optax's count) uses schedule(n); schedule(steps) == end_learning_rate.
+    """
+    if train_cfg.steps <= train_cfg.warmup_steps:
+        raise ValueError(
+            f"steps ({train_cfg.steps}) must be larger than warmup_steps ({train_cfg.warmup_steps}): the cosine "
+            "decay runs over the steps after the warm-up. Lower warmup_steps or raise steps."
+        )
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=train_cfg.learning_rate,
+        warmup_steps=train_cfg.warmup_steps,
+        decay_steps=train_cfg.steps,  # optax counts the warm-up inside decay_steps
+        end_value=train_cfg.end_learning_rate,
+    )
+
+
+def decay_mask(params):
+    """True for weights of rank >= 2 (kernels, embeddings); biases, norm scales and other vectors get no decay."""
+    return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(train_cfg) -> optax.GradientTransformation:
+    """AdamW (adam_b1, adam_b2; weight_decay on rank >= 2 only) on make_schedule, after global-norm clipping to
+    grad_clip_norm when that is > 0."""
+    adamw = optax.adamw(
+        make_schedule(train_cfg),
+        b1=train_cfg.adam_b1,
+        b2=train_cfg.adam_b2,
+        weight_decay=train_cfg.weight_decay,
+        mask=decay_mask,
+    )
+    if train_cfg.grad_clip_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(train_cfg.grad_clip_norm), adamw)
+    return adamw
+
+
+def ema_update(ema_params, params, decay):
+    """decay * ema_params + (1 - decay) * params, leaf by leaf."""
+    return optax.incremental_update(params, ema_params, step_size=1.0 - decay)
