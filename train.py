@@ -28,13 +28,14 @@ def main(argv):
     from vasa_jax.train.parallel import maybe_initialize_distributed
 
     maybe_initialize_distributed()  # multi-host runs (SLURM, Open MPI, ...) start here; one process: no-op
+    from vasa_jax.errors import ConfigError
     from vasa_jax.train.checkpoint import ConfigMismatchError
     from vasa_jax.train.face import train_face
     from vasa_jax.train.loop import TrainingDiverged
 
     try:
         train_face(_CONFIG.value, _WORKDIR.value, quiet=_QUIET.value)
-    except ConfigMismatchError as e:
+    except (ConfigError, ConfigMismatchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

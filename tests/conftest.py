@@ -1,7 +1,12 @@
 """Shared pytest settings: tests run on the CPU with two simulated devices (for the data-parallel tests)."""
 
 import os
+import tempfile
 
 # Set before anything imports jax: the sharded-step tests need two devices, and the suite must not grab a GPU.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests that build a trainer more than once (resume tests) compile the same step again; the persistent
+# compilation cache, keyed by the program itself, turns those repeats into lookups. A fresh folder per session
+# keeps runs independent.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="vasa-jax-test-xla-"))

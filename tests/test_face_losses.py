@@ -147,7 +147,8 @@ def test_vgg_perceptual_loss_and_make_perceptual_loss(vgg):
     with pytest.raises(ValueError, match="one entry per VGG19 layer"):
         vgg_perceptual_loss(params, x, y, weights=(1.0, 1.0))
     assert make_perceptual_loss("") is ms_ssim_loss
-    np.testing.assert_allclose(jax.jit(ms_ssim_loss)(x, y), 1 - np.mean(_ms_ssim(x, y)), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(ms_ssim_loss)(x, y), 1 - np.mean(_reference_ms_ssim(x, y, normalize=True)),
+                               rtol=1e-5)
 
 
 def _pair(seed, shape=(2, 48, 48, 3)):
@@ -169,8 +170,9 @@ def test_ssim_matches_scikit_image():
     np.testing.assert_allclose(_ssim(x, x), 1.0, atol=1e-6)
 
 
-def _reference_ms_ssim(x, y):
-    """MS-SSIM in float64 from the paper's formula (scipy Gaussian, valid positions, renormalised weights)."""
+def _reference_ms_ssim(x, y, normalize=False):
+    """MS-SSIM in float64 from the paper's formula (scipy Gaussian, valid positions, renormalised weights);
+    normalize maps each term t to (t + 1) / 2 first."""
     x, y = x.astype(np.float64), y.astype(np.float64)
     n = ms_ssim_scales(x.shape[1], x.shape[2])
     weights = np.asarray(MS_SSIM_WEIGHTS[:n]) / np.sum(MS_SSIM_WEIGHTS[:n])
@@ -183,8 +185,8 @@ def _reference_ms_ssim(x, y):
         mx, my = blur(x), blur(y)
         vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
         cs = (2 * cxy + 0.03**2) / (vx + vy + 0.03**2)
-        term = cs if scale < n - 1 else cs * (2 * mx * my + 0.01**2) / (mx**2 + my**2 + 0.01**2)
-        value *= np.maximum(term.mean((1, 2)), 0) ** weights[scale]
+        term = (cs if scale < n - 1 else cs * (2 * mx * my + 0.01**2) / (mx**2 + my**2 + 0.01**2)).mean((1, 2))
+        value *= np.maximum((term + 1) / 2 if normalize else term, 0) ** weights[scale]
     return value.mean(-1)
 
 
@@ -193,6 +195,8 @@ def test_ms_ssim_scales_and_reference(size, scales):
     assert ms_ssim_scales(size, size + 50) == scales
     x, y = _pair(size, (1, size, size, 3))
     np.testing.assert_allclose(_ms_ssim(x, y), _reference_ms_ssim(x, y), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(lambda a, b: ms_ssim(a, b, normalize=True))(x, y),
+                               _reference_ms_ssim(x, y, normalize=True), rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="at least 11x11"):
         ms_ssim(x[:, :10], y[:, :10])
 

@@ -22,6 +22,7 @@ import numpy as np
 from absl import flags
 
 from vasa_jax.data import toyworld
+from vasa_jax.errors import ConfigError
 
 SPLITS = ("train", "heldout")
 TRAIN_EXAMPLES = 10**8  # effectively endless: the trainer stops by step count
@@ -64,15 +65,15 @@ class FacePairSource:
     def __init__(self, image_size: int, *, split: str = "train", clip_seconds: float = 4.0, supersample: int = 1,
                  seed: int = 0, num_examples: int | None = None):
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
         if not 16 <= image_size <= 1024:
-            raise ValueError(f"image_size must be in [16, 1024] (the toy renderer's range), got {image_size}")
+            raise ConfigError(f"image_size must be in [16, 1024] (the toy renderer's range), got {image_size}")
         if supersample < 1:
-            raise ValueError(f"supersample must be >= 1, got {supersample}")
+            raise ConfigError(f"supersample must be >= 1, got {supersample}")
         if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+            raise ConfigError(f"seed must be >= 0, got {seed}")
         if num_examples is not None and num_examples < 1:
-            raise ValueError(f"num_examples must be >= 1, got {num_examples}")
+            raise ConfigError(f"num_examples must be >= 1, got {num_examples}")
         self.image_size = int(image_size)
         self.split = split
         self.clip_seconds = float(clip_seconds)
@@ -83,7 +84,7 @@ class FacePairSource:
         # The clip length as perform makes it (one cheap call), so plans need no performance.
         self.num_frames = len(toyworld.perform(0, identity=0, seconds=self.clip_seconds, audio=False)[1]["yaw"])
         if self.num_frames < 2:
-            raise ValueError(f"clip_seconds={clip_seconds} gives {self.num_frames} frame at {toyworld.FPS} fps; "
+            raise ConfigError(f"clip_seconds={clip_seconds} gives {self.num_frames} frame at {toyworld.FPS} fps; "
                              f"a pair needs at least 2 (clip_seconds >= {1.5 / toyworld.FPS:g})")
         self.min_gap = max(1, min(round(MIN_GAP_SECONDS * toyworld.FPS), self.num_frames // 4))
 
@@ -159,13 +160,13 @@ def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str 
             "data.source='shards' (preprocessed real video) is not supported yet: the preprocessing pipeline that "
             "writes the shards is not built. Use data.source='toyworld'.")
     if data_cfg.source != "toyworld":
-        raise ValueError(f"data.source must be 'toyworld' or 'shards', got {data_cfg.source!r}")
+        raise ConfigError(f"data.source must be 'toyworld' or 'shards', got {data_cfg.source!r}")
     shard_index = jax.process_index() if shard_index is None else shard_index
     shard_count = jax.process_count() if shard_count is None else shard_count
     if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard_index must be in [0, {shard_count}), got {shard_index}")
+        raise ConfigError(f"shard_index must be in [0, {shard_count}), got {shard_index}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     num_workers = data_cfg.num_workers if num_workers is None else num_workers
 
     source = FacePairSource(image_size, split=split, clip_seconds=data_cfg.clip_seconds,
@@ -175,7 +176,7 @@ def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str 
         ds = ds.seed(seed).shuffle().repeat(None)
     ds = ds[shard_index::shard_count].batch(batch_size, drop_remainder=True)
     if len(ds) == 0:
-        raise ValueError(f"{split} shard {shard_index} of {shard_count} holds {len(source) // shard_count} examples,"
+        raise ConfigError(f"{split} shard {shard_index} of {shard_count} holds {len(source) // shard_count} examples,"
                          f" fewer than one batch of {batch_size}")
     # Rendering is small-array numpy that holds the GIL most of the time, so more threads do not render faster;
     # one thread overlaps it with the consumer, and a small buffer bounds memory (grain's default: 16 threads,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from vasa_jax.errors import ConfigError
 
 POSE_DIM = 6  # z_pose: yaw, pitch, roll (degrees), tx, ty (image coordinates), scale; the toy world's POSE_KEYS
 
@@ -38,19 +39,19 @@ class FaceConfig:
         ratio = self.image_size / self.volume_size
         steps = round(math.log2(ratio)) if ratio >= 1 else -1
         if steps < 0 or 2**steps != ratio:
-            raise ValueError(f"image_size / volume_size must be a power of two; got {self.image_size} / "
+            raise ConfigError(f"image_size / volume_size must be a power of two; got {self.image_size} / "
                              f"{self.volume_size}")
         for name in ("appearance_widths", "decoder_up_widths"):
             if len(getattr(self, name)) != steps:
-                raise ValueError(f"{name} needs one width per 2x step from {self.volume_size} to {self.image_size}"
+                raise ConfigError(f"{name} needs one width per 2x step from {self.volume_size} to {self.image_size}"
                                  f" ({steps}); got {len(getattr(self, name))}")
         warp_seed = self.volume_size // 2 ** (len(self.warp_widths) - 1)
         if warp_seed < 1 or warp_seed * 2 ** (len(self.warp_widths) - 1) != self.volume_size:
-            raise ValueError(f"volume_size {self.volume_size} must be divisible by 2^(len(warp_widths) - 1)")
+            raise ConfigError(f"volume_size {self.volume_size} must be divisible by 2^(len(warp_widths) - 1)")
         if self.volume_depth & (self.volume_depth - 1):
-            raise ValueError(f"volume_depth must be a power of two (the warp generators double it); got {self.volume_depth}")
+            raise ConfigError(f"volume_depth must be a power of two (the warp generators double it); got {self.volume_depth}")
         if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'float32' or 'bfloat16'; got {self.dtype!r}")
+            raise ConfigError(f"dtype must be 'float32' or 'bfloat16'; got {self.dtype!r}")
 
     @property
     def motion_dim(self) -> int:
@@ -63,5 +64,5 @@ class FaceConfig:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(section).items()}
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown face config entries: {sorted(unknown)}")
+            raise ConfigError(f"unknown face config entries: {sorted(unknown)}")
         return cls(**values)

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from vasa_jax.face.config import POSE_DIM, FaceConfig
-from vasa_jax.face.layers import AdaptiveResBlock, Head, ResBlock, upsample
+from vasa_jax.face.layers import AdaptiveResBlock, Head, ResBlock, num_groups, upsample
 from vasa_jax.pose import POSE_SCALE
 
 
@@ -38,7 +38,8 @@ class AppearanceEncoder(nn.Module):
 
 
 class GlobalEncoder(nn.Module):
-    """Image -> pooled features [B, encoder_widths[-1]]: stride-2 residual stages, global average pooling."""
+    """Image -> features [B, encoder_widths[-1]]: stride-2 residual stages, then a dense layer over the whole
+    final map. Flattening rather than average pooling keeps where things are, which is what pose is."""
 
     config: FaceConfig
 
@@ -48,8 +49,8 @@ class GlobalEncoder(nn.Module):
         x = nn.Conv(c.encoder_widths[0], (3, 3), dtype=dt)(image * 2 - 1)
         for width in c.encoder_widths:
             x = ResBlock(width, c.groups, stride=2, dtype=dt)(x)
-        x = Head(c.encoder_widths[-1], c.groups, kernel=1, dtype=dt)(x).astype(jnp.float32)
-        return nn.silu(x.mean(axis=(1, 2)))
+        x = nn.silu(nn.GroupNorm(num_groups(x.shape[-1], c.groups), dtype=dt)(x)).astype(jnp.float32)
+        return nn.silu(nn.Dense(c.encoder_widths[-1])(x.reshape(x.shape[0], -1)))
 
 
 class IdentityEncoder(nn.Module):

@@ -13,6 +13,9 @@ Per example: a source frame i and a driver frame j of one clip, and a frame x of
 
 from __future__ import annotations
 
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -23,6 +26,8 @@ from vasa_jax.face.discriminator import (MultiScaleDiscriminator, feature_matchi
 from vasa_jax.face.perceptual import make_perceptual_loss
 from vasa_jax.pose import POSE_SCALE
 from vasa_jax.data.face_pairs import face_pair_batches
+from vasa_jax.errors import ConfigError
+from vasa_jax.train.checkpoint import Checkpointer
 from vasa_jax.train.logging import image_grid
 from vasa_jax.train.loop import train as run_training
 from vasa_jax.train.optim import make_optimizer
@@ -154,3 +159,28 @@ def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
     mesh = make_mesh()
     return run_training(workdir, train, trainer.init_state, trainer.step, make_iterator, mesh=mesh, config=config,
                         on_images=lambda state, batch: image_grids(trainer, state, batch), quiet=quiet)
+
+
+def load_face_checkpoint(workdir: str, *, ema: bool = True, step: int | None = None):
+    """A trained face model from a stage-1 workdir: (config, WarpingFaceModel, params).
+
+    The config is the run's own (workdir/config.json); ema=True gives the EMA params sampling should use.
+    """
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        raise ConfigError(f"{workdir}: not a training workdir (no config.json); train with train.py first")
+    import ml_collections
+
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    trainer = FaceTrainer(config)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                            jax.eval_shape(trainer.init_state, jax.random.key(0)))
+    checkpointer = Checkpointer(workdir)
+    if checkpointer.latest_step() is None:
+        raise ConfigError(f"{workdir}: holds no checkpoint yet")
+    state = checkpointer.restore(step, abstract)
+    checkpointer.close()
+    params = state.ema_params if ema and state.ema_params is not None else state.params
+    return config, trainer.face, params

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import optax
+from vasa_jax.errors import ConfigError
 
 
 def make_schedule(train_cfg) -> optax.Schedule:
@@ -16,7 +17,7 @@ def make_schedule(train_cfg) -> optax.Schedule:
     Update n (0-based, optax's count) uses schedule(n); schedule(steps) == end_learning_rate.
     """
     if train_cfg.steps <= train_cfg.warmup_steps:
-        raise ValueError(
+        raise ConfigError(
             f"steps ({train_cfg.steps}) must be larger than warmup_steps ({train_cfg.warmup_steps}): the cosine "
             "decay runs over the steps after the warm-up. Lower warmup_steps or raise steps."
         )

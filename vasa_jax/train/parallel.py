@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from vasa_jax.errors import ConfigError
 
 DATA_AXIS = "data"
 
@@ -48,7 +49,7 @@ def maybe_initialize_distributed(force: bool = False) -> bool:
     if os.environ.get("JAX_COORDINATOR_ADDRESS"):
         missing = [v for v in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID") if v not in os.environ]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"JAX_COORDINATOR_ADDRESS is set but {', '.join(missing)} is not: set all three "
                 "(address host:port, the number of processes, and this process's index from 0)."
             )
@@ -92,7 +93,7 @@ def replicate(tree, mesh: Mesh):
 def process_batch_size(global_batch_size: int, mesh: Mesh) -> int:
     """This process's share of a global batch; raises unless the batch splits evenly over the mesh's devices."""
     if global_batch_size % mesh.size:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size {global_batch_size} does not split over {mesh.size} devices: data parallelism puts "
             f"an equal part of the batch on each device, so use a multiple of {mesh.size}."
         )
@@ -107,7 +108,7 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     def put(path, x):
         x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] % local_devices:
-            raise ValueError(
+            raise ConfigError(
                 f"batch{jax.tree_util.keystr(path)} has shape {x.shape}: its leading (batch) axis must split "
                 f"evenly over this process's {local_devices} devices. Make batch_size a multiple of the "
                 "device count."

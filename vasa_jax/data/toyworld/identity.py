@@ -114,7 +114,7 @@ def sample_identity(identity: int) -> Identity:
         for _ in range(int(rng.choice([0, 0, 2, 5, 10, 16])))
     )
     lip_tint = np.array([0.72, 0.30, 0.32])
-    return Identity(
+    ident = Identity(
         seed=int(identity),
         head_width=head_width,
         head_top=head_top,
@@ -156,6 +156,10 @@ def sample_identity(identity: int) -> Identity:
         formant_scale=u(0.92, 1.14),
         speech_rate=u(0.85, 1.2),
     )
+    # A fringe ends above the brows (in the hair shell's unit coordinates, whose centre sits 0.04 up).
+    brow_top = ident.eye_y + ident.brow_gap + ident.brow_arch + ident.brow_thickness + 0.03
+    lowest = (brow_top - 0.04) / (ident.head_top * ident.hair_volume)
+    return dataclasses.replace(ident, fringe=float(np.clip(ident.fringe, 0.0, max(ident.hairline - lowest, 0.0))))
 
 
 def _jitter(rng, colour, sigma):
