@@ -180,7 +180,7 @@ def test_worker_processes_match_in_process_and_resume():
 
 
 def test_data_source_checks():
-    with pytest.raises(NotImplementedError, match="preprocessing pipeline"):
+    with pytest.raises(ValueError, match="needs data.shards"):
         face_pair_batches(data_cfg(source="shards"), image_size=SIZE, batch_size=2)
     with pytest.raises(ValueError, match="data.source"):
         face_pair_batches(data_cfg(source="youtube"), image_size=SIZE, batch_size=2)

@@ -1,2 +1,2 @@
-"""Data: the procedural toy talking-face world, stage-1 face pairs (face_pairs), and (later) preprocessed
-real-video shards."""
+"""Data: the procedural toy talking-face world, real talking-face video preprocessed into shards (faces,
+preprocess, shards), and stage-1 face pairs from either (face_pairs)."""

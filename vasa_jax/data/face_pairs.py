@@ -2,9 +2,10 @@
 
 The face model learns to disentangle appearance, identity, head pose and facial dynamics by reconstructing a
 driver frame from a source frame of the same clip (same person, other pose and expression), and by transferring
-motion across identities (the `other` frame). Examples come from the toy world, rendered on the fly; each one is
-a pure function of (seed, split, index), so a grain pipeline over FacePairSource resumes bit-identically from its
-iterator state. Preprocessed real video ("shards") is not read here yet.
+motion across identities (the `other` frame). Examples come from the toy world, rendered on the fly
+(FacePairSource, data.source = "toyworld"), or from preprocessed video (ShardPairSource, data.source = "shards",
+data.shards = a folder written by python -m vasa_jax.data.preprocess). Either way each example is a pure function
+of (seed, split, index), so a grain pipeline over the source resumes bit-identically from its iterator state.
 
     python -m vasa_jax.data.face_pairs --bench   # examples per second, in-process and with worker processes
 """
@@ -20,8 +21,10 @@ import grain
 import jax
 import numpy as np
 from absl import flags
+from PIL import Image
 
 from vasa_jax.data import toyworld
+from vasa_jax.data.shards import ClipShardSource, read_clip
 from vasa_jax.errors import ConfigError
 
 SPLITS = ("train", "heldout")
@@ -142,12 +145,98 @@ class FacePairSource:
         return images, toyworld.pose_vectors(state)
 
 
+class ShardPairSource:
+    """A grain random-access source of face pairs (see EXAMPLE_KEYS) from preprocessed video shards.
+
+    folder: an output folder of python -m vasa_jax.data.preprocess; its manifest names the shards of each split
+    (held-out identities never appear in the train split). Item i is a pure function of (seed, split, i): train
+    items draw a clip uniformly, held-out items cycle through the clips; source and driver are two frames of that
+    clip at least MIN_GAP_SECONDS apart (capped at a quarter of the clip), `other` a frame of a clip of another
+    identity of the same split. Only those three JPEG frames are decoded, then resized to image_size. Real video
+    has no pose labels: poses are zeros and has_pose is False (the pose loss skips them).
+    """
+
+    def __init__(self, folder, image_size: int, *, split: str = "train", seed: int = 0,
+                 num_examples: int | None = None):
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+        if not 16 <= image_size <= 1024:
+            raise ConfigError(f"image_size must be in [16, 1024], got {image_size}")
+        if seed < 0:
+            raise ConfigError(f"seed must be >= 0, got {seed}")
+        if num_examples is not None and num_examples < 1:
+            raise ConfigError(f"num_examples must be >= 1, got {num_examples}")
+        if not folder:
+            raise ConfigError("data.source='shards' needs data.shards: a folder written by "
+                              "python -m vasa_jax.data.preprocess")
+        self.clips = ClipShardSource(folder, split=split)
+        identities = np.array([c["identity_id"] for c in self.clips.clips], np.int64)
+        if len(set(identities.tolist())) < 2:
+            raise ConfigError(f"{folder}: the {split} split holds {identities.size} clips of "
+                              f"{len(set(identities.tolist()))} identity; face pairs need at least 2 identities "
+                              "(the `other` person)")
+        self.folder = str(folder)
+        self.image_size = int(image_size)
+        self.split = split
+        self.seed = int(seed)
+        default = TRAIN_EXAMPLES if split == "train" else HELDOUT_EXAMPLES
+        self.num_examples = int(default if num_examples is None else num_examples)
+        self.identities = identities  # [C] identity id of each clip, in record order
+        self.num_frames = np.array([c["num_frames"] for c in self.clips.clips], np.int64)
+        if self.num_frames.min() < 2:
+            raise ConfigError(f"{folder}: a {split} clip has fewer than 2 frames")
+
+    def __len__(self) -> int:
+        return self.num_examples
+
+    def __repr__(self) -> str:
+        return (f"ShardPairSource({self.folder!r}, image_size={self.image_size}, split={self.split!r}, "
+                f"seed={self.seed}, num_examples={self.num_examples}, clips={self.identities.size})")
+
+    def plan(self, index: int) -> PairPlan:
+        """The draws behind item `index` (clip = record index in the split, other_clip likewise)."""
+        index = int(index)
+        if not 0 <= index < self.num_examples:
+            raise IndexError(f"index {index} out of range for {self!r}")
+        rng = np.random.default_rng([_PAIR_STREAM, self.seed, _SPLIT_CODE[self.split], index])
+        count = self.identities.size
+        clip = int(rng.integers(count)) if self.split == "train" else index % count
+        others = np.flatnonzero(self.identities != self.identities[clip])
+        other_clip = int(others[rng.integers(others.size)])
+        frames = int(self.num_frames[clip])
+        gap = max(1, min(round(MIN_GAP_SECONDS * toyworld.FPS), frames // 4))
+        while True:
+            source_frame, driver_frame = (int(f) for f in rng.choice(frames, 2, replace=False))
+            if abs(source_frame - driver_frame) >= gap:
+                break
+        return PairPlan(identity=int(self.identities[clip]), clip=clip, source_frame=source_frame,
+                        driver_frame=driver_frame, other_identity=int(self.identities[other_clip]),
+                        other_clip=other_clip, other_frame=int(rng.integers(self.num_frames[other_clip])))
+
+    def __getitem__(self, index: int) -> dict:
+        p = self.plan(index)
+        pair = read_clip(self.clips.record(p.clip), frames=[p.source_frame, p.driver_frame])["frames"]
+        other = read_clip(self.clips.record(p.other_clip), frames=[p.other_frame])["frames"]
+        zero = np.zeros(len(toyworld.POSE_KEYS), np.float32)
+        return {
+            "source": self._resize(pair[0]), "driver": self._resize(pair[1]), "other": self._resize(other[0]),
+            "source_pose": zero, "driver_pose": zero, "other_pose": zero,
+            "has_pose": np.bool_(False),
+            "identity": np.int32(p.identity), "other_identity": np.int32(p.other_identity),
+        }
+
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        if frame.shape[0] == self.image_size:
+            return frame
+        return np.asarray(Image.fromarray(frame).resize((self.image_size, self.image_size), Image.BICUBIC))
+
+
 def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str = "train", seed: int = 0,
                       shard_index: int | None = None, shard_count: int | None = None,
                       num_workers: int | None = None, num_examples: int | None = None) -> grain.DatasetIterator:
     """A grain iterator of face-pair batches for this process: dicts of numpy arrays [batch_size, ...].
 
-    data_cfg: the config's `data` section (source, clip_seconds, supersample, num_workers).
+    data_cfg: the config's `data` section (source, shards, clip_seconds, supersample, num_workers).
     seed: seeds the items and the train shuffle; keep 0 for the held-out split (a fixed evaluation set).
     num_examples: the source's length before sharding (default: TRAIN_EXAMPLES or HELDOUT_EXAMPLES).
     Train: shuffled and repeated forever. Held-out: one pass in index order; a last partial batch is dropped
@@ -155,11 +244,7 @@ def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str 
     (default jax.process_index() of jax.process_count()); the trainer assembles the global batch.
     The iterator's get_state()/set_state() resume it bit-identically, with or without worker processes.
     """
-    if data_cfg.source == "shards":
-        raise NotImplementedError(
-            "data.source='shards' (preprocessed real video) is not supported yet: the preprocessing pipeline that "
-            "writes the shards is not built. Use data.source='toyworld'.")
-    if data_cfg.source != "toyworld":
+    if data_cfg.source not in ("toyworld", "shards"):
         raise ConfigError(f"data.source must be 'toyworld' or 'shards', got {data_cfg.source!r}")
     shard_index = jax.process_index() if shard_index is None else shard_index
     shard_count = jax.process_count() if shard_count is None else shard_count
@@ -169,8 +254,11 @@ def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str 
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     num_workers = data_cfg.num_workers if num_workers is None else num_workers
 
-    source = FacePairSource(image_size, split=split, clip_seconds=data_cfg.clip_seconds,
-                            supersample=data_cfg.supersample, seed=seed, num_examples=num_examples)
+    if data_cfg.source == "shards":
+        source = ShardPairSource(data_cfg.shards, image_size, split=split, seed=seed, num_examples=num_examples)
+    else:
+        source = FacePairSource(image_size, split=split, clip_seconds=data_cfg.clip_seconds,
+                                supersample=data_cfg.supersample, seed=seed, num_examples=num_examples)
     ds = grain.MapDataset.source(source)
     if split == "train":
         ds = ds.seed(seed).shuffle().repeat(None)

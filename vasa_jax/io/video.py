@@ -76,11 +76,18 @@ def read_video(path, *, with_audio: bool = True, sample_rate: int = SAMPLE_RATE)
     for t, frame in iter_video_frames(path):
         times.append(t)
         frames.append(frame)
-    with _open_video(path) as (container, stream):
+    with _open_video(path) as (_, stream):
         fps = _stream_fps(path, stream)
-        first_frame_time = _first_frame_time(container, stream)
-    audio = _read_aligned_audio(path, first_frame_time, sample_rate) if with_audio else None
+    audio = read_video_audio(path, sample_rate=sample_rate) if with_audio else None
     return VideoData(np.stack(frames), np.asarray(times), fps, audio, sample_rate)
+
+
+def read_video_audio(path, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray | None:
+    """A video's audio track as mono float32 [N] at `sample_rate`, sample 0 playing with the first frame (the
+    alignment read_video gives, without decoding the frames); None if the video has no audio track."""
+    with _open_video(path) as (container, stream):
+        first_frame_time = _first_frame_time(container, stream)
+    return _read_aligned_audio(path, first_frame_time, sample_rate)
 
 
 class VideoWriter:
