@@ -1,8 +1,10 @@
 """Train vasa-jax.
 
   python train.py face --config configs/toy.py --workdir runs/face_toy [--config.face_train.steps=2000]
+  python train.py motion --config configs/toy.py --workdir runs/motion_toy
 
-Stage 1 ("face") trains the face latent space. Rerunning a command with the same --workdir resumes it.
+Stage 1 ("face") trains the face latent space, stage 2 ("motion") the motion diffusion transformer (on the
+motion source config.motion_data names). Rerunning a command with the same --workdir resumes it.
 """
 
 import sys
@@ -14,13 +16,13 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "config file, e.g. con
 _WORKDIR = flags.DEFINE_string("workdir", None, "folder for checkpoints, logs and images (resumed if it has them)")
 _QUIET = flags.DEFINE_bool("quiet", False, "no progress bar")
 
-STAGES = ("face",)
+STAGES = ("face", "motion")
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in STAGES:
         raise app.UsageError(f"name the stage to train, one of {', '.join(STAGES)}: "
-                             "python train.py face --config configs/toy.py --workdir runs/face_toy")
+                             "python train.py motion --config configs/toy.py --workdir runs/motion_toy")
     if _CONFIG.value is None or not _WORKDIR.value:
         raise app.UsageError("--config and --workdir are required")
     if not flags.FLAGS["verbosity"].present:
@@ -30,11 +32,14 @@ def main(argv):
     maybe_initialize_distributed()  # multi-host runs (SLURM, Open MPI, ...) start here; one process: no-op
     from vasa_jax.errors import ConfigError
     from vasa_jax.train.checkpoint import ConfigMismatchError
-    from vasa_jax.train.face import train_face
     from vasa_jax.train.loop import TrainingDiverged
 
+    if argv[1] == "face":
+        from vasa_jax.train.face import train_face as train_stage
+    else:
+        from vasa_jax.train.motion import train_motion as train_stage
     try:
-        train_face(_CONFIG.value, _WORKDIR.value, quiet=_QUIET.value)
+        train_stage(_CONFIG.value, _WORKDIR.value, quiet=_QUIET.value)
     except (ConfigError, ConfigMismatchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

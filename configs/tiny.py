@@ -31,4 +31,20 @@ def get_config():
     config.data.clip_seconds = 1.0
     config.audio.encoder = "mel"
     config.audio.checkpoint = ""
+
+    motion = config.motion
+    motion.window, motion.context = 16, 4
+    motion.layers, motion.width, motion.heads, motion.mlp_ratio = 2, 32, 2, 2
+    motion.diffusion_steps, motion.sample_steps = 50, 4
+    train = config.motion_train
+    train.batch_size = 4
+    train.steps = 4
+    train.learning_rate = 1e-3
+    train.warmup_steps = 1
+    train.ema_decay = 0.9
+    train.log_every = 1
+    train.checkpoint_every = 2
+    data = config.motion_data
+    data.clip_seconds = 1.2  # 30 frames: windows with and without a full context
+    data.train_clips, data.heldout_clips, data.heldout_seconds = 3, 2, 1.6
     return config

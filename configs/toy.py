@@ -37,4 +37,22 @@ def get_config():
 
     config.audio.encoder = "mel"
     config.audio.checkpoint = ""
+
+    # Stage 2 on toy-world motion: 2 s windows (VASA-1's 4 s would cost twice the attention for no gain here).
+    motion = config.motion
+    motion.window, motion.context = 50, 10
+    motion.layers, motion.width, motion.heads = 4, 128, 4
+    train = config.motion_train
+    train.batch_size = 32
+    train.steps = 6000
+    train.learning_rate = 5e-4
+    train.warmup_steps = 200
+    train.end_learning_rate = 1e-5
+    train.ema_decay = 0.998
+    train.log_every = 50
+    train.checkpoint_every = 500
+    train.loss.velocity = 1.0  # per-feature scaled: without it the head pose jitters (Delta-P 5x the data's)
+    data = config.motion_data
+    data.train_clips = 1500
+    data.build_workers = 2
     return config

@@ -15,10 +15,11 @@ from pathlib import Path
 import ml_collections
 
 from vasa_jax.face.config import FaceConfig
+from vasa_jax.motion.config import MotionConfig
 
 
 def train_defaults() -> ml_collections.ConfigDict:
-    """Optimisation and bookkeeping for one training stage (face_train, and later motion_train)."""
+    """Optimisation and bookkeeping for one training stage (face_train, motion_train)."""
     c = ml_collections.ConfigDict()
     c.batch_size = 16  # global batch, split over every local device (and process)
     c.steps = 300_000
@@ -59,7 +60,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     config.data.source = "toyworld"  # "toyworld" (generated on the fly) or "shards" (preprocessed real video)
-    config.data.shards = ""  # glob of ArrayRecord shards when source == "shards"
+    config.data.shards = ""  # source == "shards": a folder written by python -m vasa_jax.data.preprocess
     config.data.clip_seconds = 4.0  # toy-world clips that frame pairs are drawn from
     config.data.supersample = 1  # toy-world render supersampling (smoother edges, k^2 the cost)
     config.data.num_workers = 0  # grain worker processes (0: in the training process)
@@ -68,6 +69,43 @@ def default_config() -> ml_collections.ConfigDict:
     config.audio.encoder = "wav2vec2"  # "mel" (no checkpoint), "wav2vec2" or "hubert"
     config.audio.checkpoint = "checkpoints/wav2vec2-base-960h"  # folder of a Hugging Face checkpoint
     config.audio.layer = "last"
+
+    # Stage 2: the motion diffusion transformer (fields described in vasa_jax/motion/config.py).
+    config.motion = ml_collections.ConfigDict(dataclasses.asdict(MotionConfig()))
+    train = train_defaults()
+    # VASA-1 publishes no stage-2 optimisation settings; these are DiffPoseTalk / JoyVASA-like.
+    train.batch_size = 64
+    train.steps = 200_000
+    train.learning_rate = 1e-4
+    train.adam_b1 = 0.9
+    train.ema_decay = 0.999
+    dropout = ml_collections.ConfigDict()
+    dropout.audio = 0.1  # VASA-1: each of A, g, d, e dropped with p = 0.1 ...
+    dropout.gaze = 0.1
+    dropout.distance = 0.1
+    dropout.emotion = 0.1
+    dropout.context = 0.5  # ... and (X_pre, A_pre) together with p = 0.5, so the first window (no past) works
+    dropout.truncate = 0.1  # chance that a window's last audio frames are hidden (short audio, the last window)
+    dropout.truncate_max = 0  # most frames hidden, uniform in [1, truncate_max]; 0 = window - 1
+    train.dropout = dropout
+    loss = ml_collections.ConfigDict()
+    loss.x0 = 1.0  # ||X0 - H(X_t, t, C)||^2, VASA-1's loss
+    loss.velocity = 0.0  # frame-to-frame differences against the data's, per feature in units of its typical change
+    loss.smoothness = 0.0  # second differences against the data's (seam included)
+    train.loss = loss
+    config.motion_train = train
+
+    data = ml_collections.ConfigDict()
+    data.source = "toy_truth"  # "toy_truth" (exact toy-world state), "face_model" (stage 1's encode_motion) or "shards"
+    data.face_workdir = ""  # the stage-1 workdir whose encode_motion gives the motion (source "face_model")
+    data.clip_seconds = 8.0  # training clips (windows with their context are cut from these)
+    data.train_clips = 2000
+    data.heldout_clips = 64  # evaluation clips, one per held-out identity in turn
+    data.heldout_seconds = 12.0  # several windows each, so evaluation sees window boundaries
+    data.cache_dir = "runs/motion_cache"  # motion + audio features + labels, computed once per data definition
+    data.build_workers = 0  # processes synthesising toy clips while the cache is built (0: this one)
+    data.num_workers = 0  # grain worker processes for training windows (0: in the training process)
+    config.motion_data = data
     return config
 
 

@@ -1,0 +1,79 @@
+"""The motion generator's architecture and sampling defaults (stage 2) as a frozen dataclass: hashable, so Flax
+modules and jit can hold it as a static value."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from vasa_jax.errors import ConfigError
+
+SAMPLERS = ("ddim", "ddpm")
+CONDITIONS = ("audio", "gaze", "distance", "emotion")  # the conditions classifier-free guidance can drop
+GAZE_DIM = 2  # g = (theta, phi), degrees
+DISTANCE_DIM = 1  # d = 1 / face scale
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionConfig:
+    # Sizes that come from the data: 0 = filled in from the motion source / audio encoder when training starts
+    # (the stored config.json of a run holds the resolved values).
+    motion_dim: int = 0  # length of a motion vector X_i = [z_pose_i, z_dyn_i]
+    audio_dim: int = 0  # audio feature size per frame (80 for the mel encoder, 768 for wav2vec2-base)
+    emotion_dim: int = 0  # emotion offset e: 1 in the toy world (sad ... happy); an emotion classifier's class count
+    # Windows (25 fps): the denoiser sees `context` frames of the previous window (X_pre, A_pre), then `window`
+    # frames to generate. DiffPoseTalk / JoyVASA: 100 and 10 (VASA-1 publishes neither).
+    window: int = 100
+    context: int = 10
+    # Transformer encoder H (VASA-1: 8 layers, width 512, 8 heads); mlp_ratio * width hidden units per MLP.
+    layers: int = 8
+    width: int = 512
+    heads: int = 8
+    mlp_ratio: int = 4
+    # Diffusion: a cosine schedule over `diffusion_steps` training steps; H predicts the clean motion X0.
+    diffusion_steps: int = 1000
+    # Sampling defaults (all overridable per call): sampler "ddim" (deterministic given the start noise) or
+    # "ddpm" (ancestral); `sample_steps` denoising steps spread over the training steps (VASA-1: 50, or 10 fast).
+    sampler: str = "ddim"
+    sample_steps: int = 50
+    # Classifier-free guidance scale lambda_c per condition (VASA-1's defaults: audio 0.5, gaze 1.0). A condition
+    # with scale 0 costs no extra pass.
+    cfg_audio: float = 0.5
+    cfg_gaze: float = 1.0
+    cfg_distance: float = 0.0
+    cfg_emotion: float = 0.0
+
+    def __post_init__(self):
+        for name in ("window", "layers", "width", "heads", "mlp_ratio", "diffusion_steps", "sample_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"motion.{name} must be >= 1; got {getattr(self, name)}")
+        if not 0 <= self.context <= self.window:
+            raise ConfigError(f"motion.context must be in [0, window = {self.window}]: the context is the previous "
+                              f"window's last frames; got {self.context}")
+        if self.width % self.heads:
+            raise ConfigError(f"motion.width ({self.width}) must be divisible by motion.heads ({self.heads})")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"motion.sampler must be one of {SAMPLERS}; got {self.sampler!r}")
+        if self.sample_steps > self.diffusion_steps:
+            raise ConfigError(f"motion.sample_steps ({self.sample_steps}) cannot exceed motion.diffusion_steps "
+                              f"({self.diffusion_steps})")
+
+    @property
+    def cfg_scales(self) -> dict[str, float]:
+        """The default guidance scales by condition name (CONDITIONS)."""
+        return {name: float(getattr(self, f"cfg_{name}")) for name in CONDITIONS}
+
+    def require_sizes(self) -> None:
+        """Raise unless the data-given sizes are filled in (a network can be built)."""
+        for name in ("motion_dim", "audio_dim", "emotion_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"motion.{name} is {getattr(self, name)}: it is filled in from the data when "
+                                  "training starts; build a model from a trained run's config")
+
+    @classmethod
+    def from_config(cls, section) -> "MotionConfig":
+        """From a ConfigDict section (unknown keys are an error)."""
+        values = dict(section)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown motion config entries: {sorted(unknown)}")
+        return cls(**values)

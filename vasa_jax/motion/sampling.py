@@ -1,0 +1,270 @@
+"""Sampling motion from audio: multi-condition classifier-free guidance, DDIM / DDPM, windows by lax.scan, and
+the streaming form. Pure functions of (params, inputs, key); the denoiser does not know how it is sampled.
+
+    params = {"denoiser": ..., "stats": ...}        # vasa_jax.train.motion.load_motion_checkpoint gives these
+    motion = sample_windows(params, features, Controls(gaze=(0.0, 0.0)), key, config=config)   # [T, motion_dim]
+
+    stream = MotionStream(params, controls, key, config=config)
+    for chunk in feature_chunks:                        # or stream.push_audio(samples) with an audio stream
+        for window in stream.push(chunk): show(window)  # [window, motion_dim] each, as soon as it is ready
+    for window in stream.flush(): show(window)          # the rest (the last window trimmed to the audio)
+
+Windows. The audio of T frames is cut into ceil(T / W) windows of W frames; the last is padded with frames
+whose audio is marked unknown (the model was trained on truncated audio for this) and its output trimmed, so
+the motion has exactly T frames. Window n is conditioned on the last K generated motions and audio features of
+window n - 1; the first window has no context (its context tokens are masked out). Window n draws its noise
+from fold_in(key, n), in the scan and in the stream alike, so both give the same motion for the same audio
+and key (the stream computes each window with the same function the scan runs on each step).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vasa_jax.motion.conditions import Conditions, denormalize, make_conditions
+from vasa_jax.motion.config import CONDITIONS, DISTANCE_DIM, GAZE_DIM, SAMPLERS, MotionConfig
+from vasa_jax.motion.denoiser import MotionDenoiser
+from vasa_jax.motion.diffusion import cosine_alphas_cumprod, sampler_update, sampling_timesteps
+
+_ETA = {"ddim": 0.0, "ddpm": 1.0}
+
+
+@flax.struct.dataclass
+class Controls:
+    """What steers generation besides the audio; None = that condition empty (unconditional for it).
+
+    gaze: (theta, phi) degrees [2]; distance: head distance 1 / scale (scalar or [1]); emotion: [emotion_dim]
+    (or a scalar when emotion_dim is 1). VASA-1's inference defaults are forward gaze (0, 0), the average
+    distance and no emotion.
+    """
+
+    gaze: jax.Array | None = None
+    distance: jax.Array | None = None
+    emotion: jax.Array | None = None
+
+
+def guided_x0(denoiser_params, config: MotionConfig, x_t, t, cond: Conditions, scales: Mapping[str, float]):
+    """Multi-condition classifier-free guidance (VASA-1):
+
+        X0_hat = (1 + sum_c lambda_c) H(X_t, t, C) - sum_c lambda_c H(X_t, t, C | c = empty)
+
+    over the conditions c named in `scales` ({name: lambda_c}). The full pass and one pass per named condition
+    go through the denoiser as one batch (stacked on the batch axis). x_t [B, W, M], t [B] -> [B, W, M].
+    """
+    names = tuple(scales)
+    unknown = set(names) - set(CONDITIONS)
+    if unknown:
+        raise ValueError(f"guidance scales for unknown conditions {sorted(unknown)}; known: {CONDITIONS}")
+    model = MotionDenoiser(config)
+    if not names:
+        return model.apply({"params": denoiser_params}, x_t, t, cond)
+    passes = [cond] + [cond.drop(name) for name in names]
+    stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs), *passes)
+    p = len(passes)
+    out = model.apply({"params": denoiser_params}, jnp.tile(x_t, (p, 1, 1)), jnp.tile(t, p), stacked)
+    full, *dropped = jnp.split(out, p)
+    lambdas = [jnp.asarray(scales[name], out.dtype) for name in names]
+    return (1.0 + sum(lambdas)) * full - sum(lam * h for lam, h in zip(lambdas, dropped))
+
+
+def denoise(denoiser_params, config: MotionConfig, cond: Conditions, key, *, steps: int, sampler: str,
+            scales: Mapping[str, float]):
+    """Samples normalised X0 [B, W, M] for conditions `cond` (batch B): `steps` guided updates from pure noise."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
+    ab = cosine_alphas_cumprod(config.diffusion_steps)
+    ts = sampling_timesteps(config.diffusion_steps, steps)
+    ab_t = ab[ts]
+    ab_s = np.append(ab[ts[1:]], 1.0).astype(np.float32)  # after the last step: X0 itself
+    b = cond.batch_size
+    k_start, k_steps = jax.random.split(key)
+    x = jax.random.normal(k_start, (b, config.window, config.motion_dim))
+
+    def step(x, inputs):
+        i, t, a_t, a_s = inputs
+        x0 = guided_x0(denoiser_params, config, x, jnp.full((b,), t), cond, scales)
+        noise = jax.random.normal(jax.random.fold_in(k_steps, i), x.shape)
+        return sampler_update(x, x0, a_t, a_s, _ETA[sampler], noise), None
+
+    x, _ = jax.lax.scan(step, x, (jnp.arange(steps), jnp.asarray(ts), jnp.asarray(ab_t), jnp.asarray(ab_s)))
+    return x
+
+
+def _active_scales(config: MotionConfig, controls: Controls, cfg: Mapping[str, float] | None) -> tuple:
+    """(name, lambda) pairs that need a guidance pass: a nonzero scale on a condition that is present (dropping
+    an empty condition changes nothing, so its pass would be wasted)."""
+    scales = dict(config.cfg_scales)
+    if cfg is not None:
+        unknown = set(cfg) - set(CONDITIONS)
+        if unknown:
+            raise ValueError(f"cfg scales for unknown conditions {sorted(unknown)}; known: {CONDITIONS}")
+        scales.update({k: float(v) for k, v in cfg.items()})
+    present = {"audio": True, "gaze": controls.gaze is not None, "distance": controls.distance is not None,
+               "emotion": controls.emotion is not None}
+    return tuple((name, lam) for name, lam in scales.items() if lam != 0.0 and present[name])
+
+
+def _control(value, dim: int):
+    """A control as ([1, dim] float32, [1] mask)."""
+    if value is None:
+        return jnp.zeros((1, dim), jnp.float32), jnp.zeros((1,), bool)
+    value = jnp.asarray(value, jnp.float32).reshape(1, dim)
+    return value, jnp.ones((1,), bool)
+
+
+def window_conditions(stats, config: MotionConfig, controls: Controls, audio, audio_mask, context_motion,
+                      context_audio, has_context) -> Conditions:
+    """Conditions (batch 1) for one window from raw values: audio [W, Da], audio_mask [W], the previous window's
+    last K motions [K, M] and audio features [K, Da], has_context (bool scalar)."""
+    gaze, gaze_mask = _control(controls.gaze, GAZE_DIM)
+    distance, distance_mask = _control(controls.distance, DISTANCE_DIM)
+    emotion, emotion_mask = _control(controls.emotion, config.emotion_dim)
+    return make_conditions(stats, audio=audio[None], audio_mask=audio_mask[None], context_motion=context_motion[None],
+                           context_audio=context_audio[None], context_mask=jnp.reshape(has_context, (1,)),
+                           gaze=gaze, gaze_mask=gaze_mask, distance=distance, distance_mask=distance_mask,
+                           emotion=emotion, emotion_mask=emotion_mask)
+
+
+def _initial_carry(config: MotionConfig):
+    """No previous window: zero context, masked."""
+    return (jnp.zeros((config.context, config.motion_dim)), jnp.zeros((config.context, config.audio_dim)),
+            jnp.zeros((), bool))
+
+
+def _window(params, controls, carry, audio, audio_mask, index, key, *, config, steps, sampler, scales):
+    """One window: (carry, audio [W, Da], audio_mask [W], its index) -> (next carry, motion [W, M] un-normalised).
+
+    The carry is the previous window's last K motions and audio features and whether there was one.
+    """
+    context_motion, context_audio, has_context = carry
+    cond = window_conditions(params["stats"], config, controls, audio, audio_mask, context_motion, context_audio,
+                             has_context)
+    x0 = denoise(params["denoiser"], config, cond, jax.random.fold_in(key, index), steps=steps, sampler=sampler,
+                 scales=dict(scales))
+    motion = denormalize(params["stats"], "motion", x0[0])
+    w, k = config.window, config.context
+    return (motion[w - k:], jnp.asarray(audio, jnp.float32)[w - k:], jnp.ones((), bool)), motion
+
+
+_window_jit = jax.jit(_window, static_argnames=("config", "steps", "sampler", "scales"))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "steps", "sampler", "scales"))
+def _scan_windows(params, controls, audio_windows, mask_windows, key, *, config, steps, sampler, scales):
+    """lax.scan of _window over windows [N, W, Da] -> motion [N, W, M]."""
+
+    def body(carry, inputs):
+        audio, mask, index = inputs
+        return _window(params, controls, carry, audio, mask, index, key, config=config, steps=steps,
+                       sampler=sampler, scales=scales)
+
+    n = audio_windows.shape[0]
+    _, motion = jax.lax.scan(body, _initial_carry(config), (audio_windows, mask_windows, jnp.arange(n)))
+    return motion
+
+
+def _options(config: MotionConfig, controls: Controls, steps, sampler, cfg):
+    config.require_sizes()
+    steps = config.sample_steps if steps is None else int(steps)
+    sampler = config.sampler if sampler is None else sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
+    sampling_timesteps(config.diffusion_steps, steps)  # validates steps
+    return steps, sampler, _active_scales(config, controls, cfg)
+
+
+def _check_features(features, config: MotionConfig):
+    if features.ndim != 2 or features.shape[1] != config.audio_dim:
+        raise ValueError(f"audio features must be [T, {config.audio_dim}] (the encoder the model was trained "
+                         f"with); got {features.shape}")
+
+
+def sample_windows(params, audio_features, controls: Controls | None, key, *, config: MotionConfig,
+                   steps: int | None = None, sampler: str | None = None, cfg: Mapping[str, float] | None = None):
+    """Motion for a whole clip: audio_features [T, audio_dim] at 25 fps -> motion [T, motion_dim] (un-normalised:
+    z_pose then z_dyn), deterministic for `key`.
+
+    controls: gaze / distance / emotion (None or a None field: that condition empty). steps, sampler ("ddim" or
+    "ddpm") and cfg ({condition: lambda}, merged over the config's scales) default to the config's.
+    Windows go through one jax.lax.scan; compiled once per number of windows. Works under jax.vmap over clips of
+    one length (with per-clip keys and controls).
+    """
+    controls = Controls() if controls is None else controls
+    steps, sampler, scales = _options(config, controls, steps, sampler, cfg)
+    audio_features = jnp.asarray(audio_features, jnp.float32)
+    _check_features(audio_features, config)
+    t, w = audio_features.shape[0], config.window
+    n = -(-t // w)
+    if n == 0:
+        return jnp.zeros((0, config.motion_dim), jnp.float32)
+    audio = jnp.pad(audio_features, ((0, n * w - t), (0, 0)))
+    mask = jnp.arange(n * w) < t
+    motion = _scan_windows(params, controls, audio.reshape(n, w, -1), mask.reshape(n, w), key, config=config,
+                           steps=steps, sampler=sampler, scales=scales)
+    return motion.reshape(n * w, -1)[:t]
+
+
+class MotionStream:
+    """Online sampling: push audio features (or audio) chunk by chunk; each window's motion comes back as soon as
+    its W frames of audio are in. For the same audio and key the windows, concatenated, equal sample_windows.
+
+    audio_stream: an audio encoder's FeatureStream (encoder.stream()), for push_audio(). The latency of a
+    window is its W frames of audio (plus the audio stream's own latency) plus one window's sampling time.
+    """
+
+    def __init__(self, params, controls: Controls | None, key, *, config: MotionConfig, steps: int | None = None,
+                 sampler: str | None = None, cfg: Mapping[str, float] | None = None, audio_stream=None):
+        self.params, self.key, self.config = params, key, config
+        self.controls = Controls() if controls is None else controls
+        self._steps, self._sampler, self._scales = _options(config, self.controls, steps, sampler, cfg)
+        self.audio_stream = audio_stream
+        self._carry = _initial_carry(config)
+        self._pending = np.zeros((0, config.audio_dim), np.float32)
+        self.windows_done = 0
+        self._closed = False
+
+    def _run(self, audio, mask):
+        self._carry, motion = _window_jit(self.params, self.controls, self._carry, jnp.asarray(audio),
+                                          jnp.asarray(mask), self.windows_done, self.key, config=self.config,
+                                          steps=self._steps, sampler=self._sampler, scales=self._scales)
+        self.windows_done += 1
+        return motion
+
+    def push(self, features) -> list[np.ndarray]:
+        """Add audio features [n, audio_dim]; returns the motion [W, motion_dim] of every window completed."""
+        if self._closed:
+            raise RuntimeError("this MotionStream was flushed; start a new one")
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[1] != self.config.audio_dim:
+            raise ValueError(f"audio features must be [n, {self.config.audio_dim}]; got {features.shape}")
+        self._pending = np.concatenate([self._pending, features])
+        w = self.config.window
+        out = []
+        while self._pending.shape[0] >= w:
+            window, self._pending = self._pending[:w], self._pending[w:]
+            out.append(np.asarray(self._run(window, np.ones(w, bool))))
+        return out
+
+    def push_audio(self, samples) -> list[np.ndarray]:
+        """Add 16 kHz audio samples (through audio_stream); returns the windows completed."""
+        if self.audio_stream is None:
+            raise ValueError("push_audio needs MotionStream(..., audio_stream=encoder.stream())")
+        return self.push(self.audio_stream.push(samples))
+
+    def flush(self) -> list[np.ndarray]:
+        """End of the audio: the last, partial window (padded, then trimmed to its real frames), if any."""
+        out = self.push(self.audio_stream.flush()) if self.audio_stream is not None else []
+        self._closed = True
+        t = self._pending.shape[0]
+        if t:
+            w = self.config.window
+            audio = np.concatenate([self._pending, np.zeros((w - t, self.config.audio_dim), np.float32)])
+            out.append(np.asarray(self._run(audio, np.arange(w) < t))[:t])
+            self._pending = self._pending[:0]
+        return out
