@@ -82,10 +82,13 @@ def test_missing_labels_become_missing_conditions():
     assert has_e
 
 
-def test_unsupported_sources_say_what_to_do(config):
+def test_incomplete_sources_say_what_to_do(config, tmp_path):
     c = config.copy_and_resolve_references()
     c.motion_data.source = "shards"
-    with pytest.raises(NotImplementedError, match="ClipRecord"):
+    with pytest.raises(ConfigError, match="data.shards"):
+        MotionSource(c, "train")
+    c.data.shards = str(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="nowhere: shards folder not found"):
         MotionSource(c, "train")
     c.motion_data.source = "face_model"
     with pytest.raises(ConfigError, match="face_workdir"):

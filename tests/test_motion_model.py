@@ -14,7 +14,7 @@ from vasa_jax.config import load_config
 from vasa_jax.errors import ConfigError
 from vasa_jax.motion.conditions import DropoutRates, drop_conditions
 from vasa_jax.motion.denoiser import MotionDenoiser, dummy_conditions
-from vasa_jax.motion.diffusion import cosine_alphas_cumprod, sampler_update, sampling_timesteps
+from vasa_jax.motion.diffusion import cosine_alphas_cumprod, motion_losses, sampler_update, sampling_timesteps
 from vasa_jax.train.motion import MotionTrainer
 
 B = 3
@@ -131,3 +131,24 @@ def test_loss_falls_on_a_fixed_batch():
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.3 * losses[0], losses
     assert int(state.step) == 40
+
+
+def test_velocity_and_smoothness_terms_on_known_cases():
+    b, w, m = 2, 5, 4
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=(b, w, m)).astype(np.float32)
+    last, has = rng.normal(size=(b, m)).astype(np.float32), np.array([True, False])
+    std = np.full(m, 0.5, np.float32)
+    exact = motion_losses(x0, x0, last, has, std)
+    assert all(float(v) == 0.0 for v in exact.values())
+    offset = motion_losses(x0 + 1.0, x0, last, has, std)  # a constant offset moves only the seam difference
+    assert float(offset["x0"]) == pytest.approx(1.0)
+    # The seam difference counts where the window has a context (9 differences count, 5 + 4): one of them is off
+    # by 1 in every feature, (1 / 0.5)^2 in units of the velocity std.
+    assert float(offset["velocity"]) == pytest.approx(4.0 / 9.0, rel=1e-5)
+    pred = x0.copy()
+    pred[..., 2:] += rng.normal(size=(b, w, m - 2))  # errors only outside the first two features
+    pose_only = motion_losses(pred, x0, last, has, std, velocity_features=np.array([1, 1, 0, 0]))
+    assert float(pose_only["velocity"]) == 0.0 and float(motion_losses(pred, x0, last, has, std)["velocity"]) > 0
+    weighted = motion_losses(x0 + 1.0, x0, last, has, std, velocity_weight=np.array([0.25, 1.0]))
+    assert float(weighted["velocity"]) == pytest.approx(0.25 * float(offset["velocity"]), rel=1e-5)

@@ -303,3 +303,52 @@ def test_resampling_to_25_fps_by_nearest_timestamp():
     assert len(indices(np.arange(50) / 50, 50)) == 25 and indices(np.arange(50) / 50, 50)[3] == (3, 6)
     jittery = np.arange(25) / 25 + np.random.default_rng(0).uniform(-0.005, 0.005, 25)  # variable frame rate
     assert [k for _, k in indices(jittery - jittery[0], 25)] == list(range(25))
+
+
+def test_one_stage2_training_step_on_shards(straight, tmp_path):
+    """Stage 2 reads the shards too: motion from a stage-1 model's encode_motion of the crops, audio features
+    of the clips' audio, head distance from the preprocess label, missing gaze / emotion as missing conditions."""
+    import jax
+
+    from vasa_jax.config import load_config
+    from vasa_jax.data.motion_data import MotionCache, build_cache, motion_window_batches
+    from vasa_jax.train.checkpoint import Checkpointer
+    from vasa_jax.train.face import FaceTrainer
+    from vasa_jax.train.motion import MotionTrainer, cache_stats, resolve_config
+
+    out, manifest, _ = straight
+    config = load_config("configs/tiny.py")
+    config.data.source, config.data.shards = "shards", str(out)
+    config.motion_data.source, config.motion_data.face_workdir = "shards", str(tmp_path / "face")
+    config.motion_data.cache_dir = str(tmp_path / "cache")
+    face = FaceTrainer(config)  # an untrained stage-1 model is enough to give motion vectors
+    checkpointer = Checkpointer(str(tmp_path / "face"), config=config)
+    key = jax.random.key(0)
+    fast = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    checkpointer.save(0, jax.jit(face.init_state).lower(key).compile(compiler_options=fast)(key), force=True)
+    checkpointer.close()
+
+    cache = MotionCache(build_cache(config, "train"))
+    clips = [c for c in manifest["clips"] if c["split"] == "train"]
+    assert cache.num_clips == len(clips)
+    assert cache.clip_lengths().tolist() == [c["num_frames"] for c in clips]
+    assert cache.meta["motion_dim"] == face.face.config.motion_dim
+    first = cache.clip(0)
+    record = ClipShardSource(out, split="train")[0]
+    np.testing.assert_allclose(first["distance"], record["labels"]["head_distance"], rtol=1e-6)
+    np.testing.assert_allclose(first["mouth_open"], faces.mouth_opening(record["landmarks"]), rtol=1e-6)
+    assert np.isnan(first["gaze"]).all() and np.isnan(first["emotion"]).all()  # no labeler wrote them
+    assert np.isfinite(first["motion"]).all() and first["motion"].std(0).max() > 0
+
+    config = resolve_config(config, cache)
+    trainer = MotionTrainer(config, cache_stats(cache))
+    batch = next(motion_window_batches(cache.path, window=trainer.motion.window, context=trainer.motion.context,
+                                       batch_size=2, shard_index=0, shard_count=1))
+    assert batch["has_distance"].all() and not batch["has_gaze"].any() and not batch["has_emotion"].any()
+    key = jax.random.key(1)
+    state = jax.jit(trainer.init_state)(key)
+    new_state, metrics = jax.jit(trainer.step)(state, batch, key)
+    for name, value in metrics.items():
+        assert np.isfinite(float(value)), name
+    assert float(metrics["kept/gaze"]) == 0.0 and float(metrics["kept/emotion"]) == 0.0
+    assert int(new_state.step) == 1 and float(metrics["loss/x0"]) > 0

@@ -118,5 +118,9 @@ def test_config_is_stored_then_guarded(tmp_path):
     added = {**config, "motion": {"layers": 2}}
     with pytest.raises(ConfigMismatchError, match=r"motion\.layers: absent in the workdir, 2 now"):
         check_or_store_config(str(tmp_path), added)
+    # A stage compares only the sections it reads: another stage's section added since does not block it.
+    check_or_store_config(str(tmp_path), added, sections=("face", "face_train"))
+    with pytest.raises(ConfigMismatchError, match=r"face\.widths"):
+        check_or_store_config(str(tmp_path), {**other_model, "motion": {"layers": 2}}, sections=("face",))
     with open(tmp_path / "config.json") as f:
         assert json.load(f)["face_train"]["steps"] == train_defaults().steps  # the first run's record stays

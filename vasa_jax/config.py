@@ -93,6 +93,8 @@ def default_config() -> ml_collections.ConfigDict:
     loss.velocity = 0.0  # frame-to-frame differences against the data's, per feature in units of its typical change
     loss.smoothness = 0.0  # second differences against the data's (seam included)
     train.loss = loss
+    train.velocity_features = "all"  # what the velocity term covers: "all" features or z_pose alone ("pose")
+    train.velocity_snr_weighted = False  # weigh the velocity term by alpha_bar_t (acts at low noise only)
     config.motion_train = train
 
     data = ml_collections.ConfigDict()

@@ -151,6 +151,14 @@ def face_measures(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return eyes, eye_to_mouth, scale
 
 
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Lip opening [...] from landmarks [..., 68, 2]: the mean gap between the inner lips (points 61-63 against
+    67-65) over the face scale (face_measures), so it does not change with the face's size in the picture."""
+    points = np.asarray(landmarks, np.float64)
+    gap = np.linalg.norm(points[..., [61, 62, 63], :] - points[..., [67, 66, 65], :], axis=-1).mean(-1)
+    return (gap / np.maximum(face_measures(points)[2], 1e-6)).astype(np.float32)
+
+
 def crop_box(landmarks: np.ndarray, *, scale: float = CROP_SCALE, offset: float = CROP_OFFSET) -> np.ndarray:
     """The square crop of a face: float32 [..., 3] (centre x, centre y, side) in pixels, from landmarks
     [..., 68, 2]. Axis-aligned: head roll stays in the picture (it is part of the pose a model learns)."""

@@ -7,7 +7,11 @@ Motion sources (config.motion_data.source):
                 independent of stage 1's quality.
   "face_model"  a trained stage-1 model's encode_motion over rendered toy-world clips (config.motion_data.
                 face_workdir): the motion the face decoder will be driven with.
-  "shards"      preprocessed real video: the hook is ClipRecord; not read yet.
+  "shards"      preprocessed real video (config.data.shards, the folder stage 1 reads too, written by
+                python -m vasa_jax.data.preprocess; its train / held-out split by identity): a trained stage-1
+                model's encode_motion over the clips' frames (motion_data.face_workdir), the audio features of
+                their audio, labels/head_distance as the distance, labels/gaze and labels/emotion where a labeler
+                wrote them (else missing), and the lip opening from the 68 landmarks as mouth_open.
 Every clip gives a ClipRecord: motion [T, M], audio features [T, Da] (config.audio's encoder), and the labels
 the controls come from, gaze (theta, phi) degrees [T, 2], distance = 1 / scale [T], emotion [T, E], plus the
 evaluation's truth (mouth_open [T]). A label the data lacks is NaN: the window pipeline turns it into a False
@@ -108,30 +112,36 @@ def _toy_clip(args) -> tuple[dict, dict]:
 
 
 class MotionSource:
-    """Clips of one split as ClipRecords, from the toy world (toy_truth / face_model)."""
+    """Clips of one split as ClipRecords: from the toy world (toy_truth / face_model) or shards."""
 
     def __init__(self, config, split: str):
         data = config.motion_data
-        if data.source == "shards":
-            raise NotImplementedError(
-                "motion_data.source='shards' (preprocessed real video) is not supported yet: a shard reader that "
-                "yields vasa_jax.data.motion_data.ClipRecord per clip plugs in here once vasa_jax/data/shards.py "
-                "exists. Use 'toy_truth' or 'face_model'.")
         if data.source not in SOURCES:
             raise ConfigError(f"motion_data.source must be one of {SOURCES}; got {data.source!r}")
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {SPLITS}; got {split!r}")
         self.config, self.split, self.source = config, split, data.source
-        self.seconds = float(data.clip_seconds if split == "train" else data.heldout_seconds)
-        self.num_clips = int(data.train_clips if split == "train" else data.heldout_clips)
+        self.shards = None
+        if self.source == "shards":
+            from vasa_jax.data.shards import ClipShardSource
+
+            if not config.data.shards:
+                raise ConfigError("motion_data.source='shards' reads data.shards: set it to a folder written by "
+                                  "python -m vasa_jax.data.preprocess")
+            self.shards = ClipShardSource(config.data.shards, split=split)
+            self.num_clips = len(self.shards)
+            self.seconds = float(sum(c["seconds"] for c in self.shards.clips))
+        else:
+            self.seconds = float(data.clip_seconds if split == "train" else data.heldout_seconds)
+            self.num_clips = int(data.train_clips if split == "train" else data.heldout_clips)
         if self.num_clips < 1 or self.seconds <= 0:
             raise ConfigError(f"motion_data: the {split} split needs clips > 0 and seconds > 0; got "
                               f"{self.num_clips} clips of {self.seconds} s")
         self.face_step = None
-        if self.source == "face_model":
+        if self.source in ("face_model", "shards"):
             if not data.face_workdir:
-                raise ConfigError("motion_data.source='face_model' needs motion_data.face_workdir (a trained stage-1 "
-                                  "workdir, e.g. runs/face_toy)")
+                raise ConfigError(f"motion_data.source={self.source!r} needs motion_data.face_workdir (a trained "
+                                  "stage-1 workdir, e.g. runs/face_toy)")
             if not os.path.isfile(os.path.join(data.face_workdir, "config.json")):
                 raise ConfigError(f"motion_data.face_workdir={data.face_workdir!r} is not a stage-1 workdir (no "
                                   "config.json)")
@@ -150,13 +160,23 @@ class MotionSource:
                "clips": self.num_clips, "encoder": audio.encoder,
                "audio_checkpoint": "" if audio.encoder == "mel" else os.path.abspath(audio.checkpoint),
                "audio_layer": "" if audio.encoder == "mel" else str(audio.get("layer", "last"))}
-        if self.source == "face_model":
+        if self.face_step is not None:
             key["face_workdir"] = os.path.abspath(self.config.motion_data.face_workdir)
             key["face_step"] = self.face_step
+        if self.shards is not None:
+            from vasa_jax.data.shards import MANIFEST
+
+            with open(os.path.join(self.config.data.shards, MANIFEST), "rb") as f:
+                key["shards"] = {"folder": os.path.abspath(self.config.data.shards),
+                                 "manifest_sha1": hashlib.sha1(f.read()).hexdigest()}
+            del key["seconds"], key["clips"]  # the manifest defines them
         return key
 
     def records(self, workers: int = 0):
         """ClipRecords of the split, in clip order; workers > 0 synthesises toy clips in that many processes."""
+        if self.shards is not None:
+            yield from self._shard_records()
+            return
         plans = [clip_plan(self.split, i) for i in range(self.num_clips)]
         jobs = [(identity, seed, self.seconds, self.config.audio) for identity, seed in plans]
         face = None
@@ -171,6 +191,28 @@ class MotionSource:
         else:
             for (identity, seed), job in zip(plans, jobs):
                 yield self._record(identity, seed, *_toy_clip(job), face)
+
+    def _shard_records(self):
+        """ClipRecords of the shard clips of this split, in record order (seed = the record's index)."""
+        from vasa_jax.data.faces import mouth_opening
+
+        face = _FaceMotion(self.config.motion_data.face_workdir, self.face_step)
+        encoder = make_config_audio_encoder(self.config.audio)
+        for index in range(self.num_clips):
+            clip = self.shards[index]
+            features = encoder.features(clip["audio"]).astype(np.float32)
+            t = min(len(clip["frames"]), len(features))  # the audio may end a fraction of a frame early
+            labels = clip["labels"]
+
+            def label(name, width):
+                if name not in labels:
+                    return np.full((t, width), np.nan, np.float32)
+                return np.asarray(labels[name], np.float32).reshape(len(labels[name]), -1)[:t]
+
+            yield ClipRecord(motion=face.encode_frames(clip["frames"][:t]), audio=features[:t],
+                             gaze=label("gaze", 2), distance=label("head_distance", 1)[:, 0],
+                             emotion=label("emotion", 1), mouth_open=mouth_opening(clip["landmarks"][:t]),
+                             identity=int(clip["identity_id"]), seed=index)
 
     def _record(self, identity, seed, truth, audio, face) -> ClipRecord:
         if face is None:
@@ -191,16 +233,33 @@ class _FaceMotion:
         self._encode = jax.jit(self.face.encode_motion)
 
     def encode(self, identity: int, truth: dict) -> np.ndarray:
+        """Motion [T, M] of a toy clip, rendered from its truth at the face model's resolution."""
         person = toyworld.sample_identity(identity)
         n = len(truth["yaw"])
         out = []
         for start in range(0, n, self.batch):
             state = {k: np.asarray(truth[k])[start: start + self.batch] for k in toyworld.STATE_KEYS}
-            frames = toyworld.render(person, state, self.face.image_size)
-            pad = self.batch - frames.shape[0]  # one compiled shape
-            images = np.concatenate([frames, np.zeros((pad,) + frames.shape[1:], frames.dtype)]) / np.float32(255)
-            out.append(np.asarray(self._encode(self.params, images))[: frames.shape[0]])
+            out.append(self._encode_batch(toyworld.render(person, state, self.face.image_size)))
         return np.concatenate(out).astype(np.float32)
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Motion [T, M] of uint8 frames [T, S, S, 3] (resized to the face model's resolution)."""
+        size = self.face.image_size
+        out = []
+        for start in range(0, len(frames), self.batch):
+            batch = frames[start: start + self.batch]
+            if batch.shape[1:3] != (size, size):
+                from PIL import Image
+
+                batch = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.LANCZOS))
+                                  for f in batch])
+            out.append(self._encode_batch(batch))
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.face.config.motion_dim))
+
+    def _encode_batch(self, frames: np.ndarray) -> np.ndarray:
+        pad = self.batch - frames.shape[0]  # one compiled shape
+        images = np.concatenate([frames, np.zeros((pad,) + frames.shape[1:], frames.dtype)]) / np.float32(255)
+        return np.asarray(self._encode(self.params, images))[: frames.shape[0]]
 
 
 def cache_dir(config, split: str) -> str:

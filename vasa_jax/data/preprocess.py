@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import multiprocessing
@@ -68,6 +67,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from vasa_jax.cli import OneLineParser, load_function
 from vasa_jax.data import faces
 from vasa_jax.data.shards import (FPS, MANIFEST, SPLITS, encode_jpeg, encode_record, jpeg_arrays, load_manifest,
                                   shard_name)
@@ -361,18 +361,8 @@ class VideoProcessor:
 
 
 def load_labeler(spec: str):
-    """The callable named by "package.module:function"; ConfigError if it cannot be imported."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"--labeler {spec!r}: expected module:function (such as mypackage.gaze:label)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"--labeler {spec!r}: cannot import {module_name} ({e})") from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ConfigError(f"--labeler {spec!r}: {module_name} has no function {attr}")
-    return fn
+    """The labeler named by "package.module:function"; ConfigError if it cannot be imported."""
+    return load_function(spec, "--labeler", "mypackage.gaze:label")
 
 
 # ---- per-video results in work/ (the resume journal) ----------------------------------------------------------
@@ -640,15 +630,9 @@ def assemble(out: Path, videos: list[str], identities: list[str], run: dict) -> 
 # ---- command line ---------------------------------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2 (argparse prints the usage as well)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv=None) -> int:
     d = Settings()
-    p = _Parser(prog="python -m vasa_jax.data.preprocess", description=__doc__,
+    p = OneLineParser(prog="python -m vasa_jax.data.preprocess", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--input", required=True, help="folder of videos (read only)")
     p.add_argument("--output", required=True, help="folder for the shards and manifest.json (resumes there)")

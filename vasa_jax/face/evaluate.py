@@ -22,11 +22,10 @@ import numpy as np
 
 from vasa_jax.data import toyworld
 from vasa_jax.data.face_pairs import FacePairSource
+from vasa_jax.eval.signals import ANGLES
 from vasa_jax.face.model import FaceModel
 from vasa_jax.face.perceptual import ssim
 from vasa_jax.io import save_image
-
-ANGLES = ("yaw", "pitch", "roll")
 
 
 def heldout_examples(image_size: int, pairs: int, clip_seconds: float = 4.0) -> dict:

@@ -72,21 +72,25 @@ def _with_seam(x, last_context):
     return jnp.concatenate([last_context[:, None], x], axis=1)
 
 
-def motion_losses(pred, x0, last_context, has_context, velocity_std):
+def motion_losses(pred, x0, last_context, has_context, velocity_std, velocity_features=None, velocity_weight=None):
     """The loss terms between predicted and true normalised X0 [B, W, M] (means over everything).
 
     last_context [B, M]: the previous window's last frame (normalised), has_context [B] bool: whether the
     window saw it; the seam difference counts only where it did. velocity_std [M]: the data's typical
-    frame-to-frame change per feature (normalised units), the unit of the velocity term.
+    frame-to-frame change per feature (normalised units), the unit of the velocity term. velocity_features [M]
+    (0 / 1, default all): the features the velocity term covers; velocity_weight [B] (default 1): its weight per
+    example (e.g. alpha_bar_t, so that it acts where the noisy input determines the motion's fine structure).
     """
     x0_term = jnp.mean((pred - x0) ** 2)
-    b, w, _ = pred.shape
+    b, w, m = pred.shape
+    features = jnp.ones((m,)) if velocity_features is None else jnp.asarray(velocity_features, jnp.float32)
+    example = jnp.ones((b,)) if velocity_weight is None else jnp.asarray(velocity_weight, jnp.float32)
     pred_s, true_s = _with_seam(pred, last_context), _with_seam(x0, last_context)
     seam = jnp.concatenate([has_context[:, None], jnp.ones((b, w), bool)], 1).astype(jnp.float32)  # [B, W + 1]
     d_pred, d_true = jnp.diff(pred_s, axis=1), jnp.diff(true_s, axis=1)  # [B, W, M]; difference j ends at frame j
     vel_w = seam[:, 1:] * seam[:, :-1]
-    velocity = jnp.sum(vel_w[..., None] * ((d_pred - d_true) / velocity_std) ** 2) / jnp.maximum(
-        vel_w.sum() * pred.shape[-1], 1.0)
+    velocity = jnp.sum(example[:, None, None] * vel_w[..., None] * features * ((d_pred - d_true) / velocity_std) ** 2
+                       ) / jnp.maximum(vel_w.sum() * features.sum(), 1.0)
     dd_pred, dd_true = jnp.diff(d_pred, axis=1), jnp.diff(d_true, axis=1)
     acc_w = seam[:, 2:] * seam[:, 1:-1] * seam[:, :-2]
     smoothness = jnp.sum(acc_w[..., None] * (dd_pred - dd_true) ** 2) / jnp.maximum(acc_w.sum() * pred.shape[-1], 1.0)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.data.motion_data import MotionCache, build_cache
+from vasa_jax.eval.signals import correlation, delta_p
 from vasa_jax.motion.config import MotionConfig
 from vasa_jax.motion.sampling import Controls, sample_windows
 
@@ -50,12 +51,18 @@ class Readout:
             if train_cache is None:
                 raise ValueError("a motion source without a known layout needs a training cache for the probe")
             x = train_cache.frames("motion").astype(np.float64)
-            y = np.concatenate([train_cache.frames("mouth_open")[:, None], train_cache.frames("gaze")], 1)
-            known = np.all(np.isfinite(y), axis=1)
-            x, y = x[known], y[known]
             self.mean, self.std = x.mean(0), x.std(0) + 1e-6
             z = np.concatenate([(x - self.mean) / self.std, np.ones((len(x), 1))], 1)
-            self.weights = np.linalg.solve(z.T @ z + ridge * len(z) * np.eye(z.shape[1]), z.T @ y)
+            y = np.concatenate([train_cache.frames("mouth_open")[:, None], train_cache.frames("gaze")], 1)
+            # One probe per read-out quantity, fitted on the frames that have its label (real video may have
+            # mouth opening from landmarks but no gaze labels: that probe gives NaN).
+            self.weights = np.full((z.shape[1], y.shape[1]), np.nan)
+            for j in range(y.shape[1]):
+                known = np.isfinite(y[:, j])
+                if known.any():
+                    zk = z[known]
+                    self.weights[:, j] = np.linalg.solve(zk.T @ zk + ridge * len(zk) * np.eye(z.shape[1]),
+                                                         zk.T @ y[known, j])
 
     def __call__(self, motion):
         motion = np.asarray(motion, np.float64)
@@ -65,16 +72,6 @@ class Readout:
         z = np.concatenate([(motion - self.mean) / self.std, np.ones(motion.shape[:-1] + (1,))], -1)
         y = z @ self.weights
         return y[..., 0], y[..., 1:]
-
-
-def _correlation(a, b):
-    a, b = a - a.mean(), b - b.mean()
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-12))
-
-
-def delta_p(motion):
-    """Mean absolute frame-to-frame change of yaw, pitch and roll (degrees), motion [C, T, M] (pose first)."""
-    return float(np.abs(np.diff(np.asarray(motion)[..., :3], axis=1)).mean())
 
 
 def boundary_jumps(motion, std, window: int) -> dict:
@@ -127,7 +124,7 @@ def evaluate_motion(params, config: MotionConfig, clips: dict, readout: Readout,
     seconds = time.perf_counter() - started
 
     mouth, gaze = readout(own)
-    per_clip = [_correlation(mouth[i], clips["mouth_open"][i]) for i in range(c)]
+    per_clip = [correlation(mouth[i], clips["mouth_open"][i]) for i in range(c)]
     n = -(-t // w)
 
     def window_gaze_error(gaze, target):
@@ -150,7 +147,7 @@ def evaluate_motion(params, config: MotionConfig, clips: dict, readout: Readout,
         "cfg": {**config.cfg_scales, **(cfg or {})},
         "sampling_seconds": seconds, "frames_per_second": c * t / seconds,
         "mouth_correlation": float(np.mean(per_clip)),
-        "mouth_correlation_pooled": _correlation(mouth.ravel(), clips["mouth_open"].ravel()),
+        "mouth_correlation_pooled": correlation(mouth.ravel(), clips["mouth_open"].ravel()),
         "delta_p_generated": dp_gen, "delta_p_real": dp_real, "delta_p_ratio": dp_gen / dp_real,
         "gaze_error_own_degrees": window_gaze_error(gaze, own_gaze),
         "gaze_error_sweep_degrees": window_gaze_error(swept_gaze, targets),

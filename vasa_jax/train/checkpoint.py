@@ -42,9 +42,11 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def check_or_store_config(workdir: str, config, may_change: Collection[str] = RESUMABLE_FIELDS) -> None:
+def check_or_store_config(workdir: str, config, may_change: Collection[str] = RESUMABLE_FIELDS,
+                          sections: Collection[str] | None = None) -> None:
     """Write workdir/config.json on a first run; on a later run raise ConfigMismatchError if any field outside
-    `may_change` differs from it."""
+    `may_change` differs from it. `sections`: compare only these top-level sections (the ones the run's stage
+    reads; a section added to the config since, for another stage, does not block a resume); None: all."""
     path = os.path.join(workdir, "config.json")
     current = _plain(config)
     if not os.path.exists(path):
@@ -57,6 +59,9 @@ def check_or_store_config(workdir: str, config, may_change: Collection[str] = RE
     with open(path) as f:
         stored = _flatten(json.load(f))
     new = _flatten(current)
+    if sections is not None:
+        keep = lambda flat: {k: v for k, v in flat.items() if k.split(".", 1)[0] in sections}  # noqa: E731
+        stored, new = keep(stored), keep(new)
 
     def show(flat, key):
         return repr(flat[key]) if key in flat else "absent"
@@ -106,13 +111,15 @@ def _grain_item(iterator):
 class Checkpointer:
     """Orbax CheckpointManager over workdir/checkpoints: async saves of (state, data iterator), the newest `keep` kept.
 
-    `config`, when given, is recorded in / checked against workdir/config.json (check_or_store_config).
+    `config`, when given, is recorded in / checked against workdir/config.json (check_or_store_config, over
+    `sections`).
     """
 
-    def __init__(self, workdir: str, keep: int = 3, config=None, may_change: Collection[str] = RESUMABLE_FIELDS):
+    def __init__(self, workdir: str, keep: int = 3, config=None, may_change: Collection[str] = RESUMABLE_FIELDS,
+                 sections: Collection[str] | None = None):
         self.workdir = os.path.abspath(workdir)
         if config is not None:
-            check_or_store_config(self.workdir, config, may_change)
+            check_or_store_config(self.workdir, config, may_change, sections)
         self._manager = ocp.CheckpointManager(
             os.path.join(self.workdir, "checkpoints"),
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),

@@ -147,6 +147,9 @@ def image_grids(trainer: FaceTrainer, state: TrainState, batch) -> dict:
     return {"face": image_grid([out[k] for k in ("source", "driver", "recon", "other", "transfer")])}
 
 
+STAGE_SECTIONS = ("face", "face_train", "data")  # what stage 1 reads; a resume compares only these
+
+
 def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
     """Stage-1 training to config.face_train.steps in workdir (resuming there if it holds a checkpoint)."""
     trainer = FaceTrainer(config)
@@ -158,7 +161,7 @@ def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
 
     mesh = make_mesh()
     return run_training(workdir, train, trainer.init_state, trainer.step, make_iterator, mesh=mesh, config=config,
-                        on_images=lambda state, batch: image_grids(trainer, state, batch), quiet=quiet)
+                        config_sections=STAGE_SECTIONS, on_images=lambda state, batch: image_grids(trainer, state, batch), quiet=quiet)
 
 
 def load_face_checkpoint(workdir: str, *, ema: bool = True, step: int | None = None):

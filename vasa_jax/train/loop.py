@@ -47,6 +47,7 @@ def train(
     *,
     mesh: Mesh | None = None,
     config=None,
+    config_sections=None,
     on_log: Callable[[int, dict], None] | None = None,
     on_images: Callable[[object, dict], Mapping[str, np.ndarray]] | None = None,
     quiet: bool = False,
@@ -61,7 +62,8 @@ def train(
     make_iterator() -> iterator of process-local batches (dicts of numpy arrays, leading axis
         batch_size // process_count) with get_state/set_state, e.g. a grain DatasetIterator.
     mesh: default make_mesh() over every device. config: the run's whole config, recorded in and checked
-        against workdir/config.json (default: train_cfg alone).
+        against workdir/config.json (default: train_cfg alone); config_sections: the top-level sections the
+        stage reads, the only ones a resume compares (default: all).
     on_log(step, scalars): after each scalar log. on_images(state, batch) -> {name: uint8 [H, W, 3] grid}:
         every image_every steps, with the global batch just trained on; runs on every process.
     Raises TrainingDiverged when any metric is not finite; the last good checkpoint stays the latest.
@@ -75,7 +77,8 @@ def train(
     init_key, run_key = jax.jit(lambda: tuple(jax.random.split(jax.random.key(train_cfg.seed))), out_shardings=rep)()
 
     with contextlib.ExitStack() as cleanup:  # on any exit: finish async saves, close files
-        checkpointer = Checkpointer(workdir, train_cfg.keep_checkpoints, config=train_cfg if config is None else config)
+        checkpointer = Checkpointer(workdir, train_cfg.keep_checkpoints, config=train_cfg if config is None else config,
+                                  sections=config_sections)
         cleanup.callback(checkpointer.close)
         cleanup.callback(checkpointer.wait)  # callbacks run last-in first-out: this one before close
         iterator = make_iterator()

@@ -20,6 +20,7 @@ import numpy as np
 
 from vasa_jax.data.motion_data import MotionCache, build_cache, motion_window_batches
 from vasa_jax.errors import ConfigError
+from vasa_jax.face.config import POSE_DIM
 from vasa_jax.motion.conditions import (DropoutRates, compute_stats, drop_conditions, make_conditions, normalize,
                                        velocity_stats)
 from vasa_jax.motion.config import MotionConfig
@@ -66,6 +67,12 @@ class MotionTrainer:
         self.optimizer = make_optimizer(train)
         self.stats = placeholder_stats(self.motion) if stats is None else stats
         self.alphas_cumprod = cosine_alphas_cumprod(self.motion.diffusion_steps)
+        which = train.get("velocity_features", "all")
+        if which not in ("all", "pose"):
+            raise ConfigError(f"motion_train.velocity_features must be 'all' or 'pose'; got {which!r}")
+        self.velocity_features = np.ones(self.motion.motion_dim, np.float32)
+        if which == "pose":  # z_pose leads every motion vector (toy truth, stage-1 models)
+            self.velocity_features[POSE_DIM:] = 0.0
 
     def init_state(self, key) -> TrainState:
         params = init_denoiser(self.motion, key)
@@ -94,7 +101,8 @@ class MotionTrainer:
             last, has_last = cond.context_motion[:, -1], cond.context_mask
         else:
             last, has_last = jnp.zeros_like(x0[:, 0]), jnp.zeros((b,), bool)
-        terms = motion_losses(pred, x0, last, has_last, stats["velocity"]["std"])
+        weight = jnp.asarray(self.alphas_cumprod)[t] if self.config.motion_train.velocity_snr_weighted else None
+        terms = motion_losses(pred, x0, last, has_last, stats["velocity"]["std"], self.velocity_features, weight)
         total = sum(self.weights.get(name, 0.0) * value for name, value in terms.items())
         return total, (terms, cond)
 
@@ -123,6 +131,9 @@ def resolve_config(config, cache: MotionCache):
     return config
 
 
+STAGE_SECTIONS = ("motion", "motion_train", "motion_data", "audio")  # what stage 2 reads; compared on resume
+
+
 def train_motion(config, workdir: str, *, quiet: bool = False) -> TrainState:
     """Stage-2 training to config.motion_train.steps in workdir (resuming there if it holds a checkpoint).
 
@@ -140,7 +151,7 @@ def train_motion(config, workdir: str, *, quiet: bool = False) -> TrainState:
                                      num_workers=config.motion_data.num_workers)
 
     return run_training(workdir, train, trainer.init_state, trainer.step, make_iterator, mesh=mesh, config=config,
-                        quiet=quiet)
+                        config_sections=STAGE_SECTIONS, quiet=quiet)
 
 
 def load_motion_checkpoint(workdir: str, *, ema: bool = True, step: int | None = None):

@@ -1,0 +1,149 @@
+"""The pipeline checkpoint (vasa_jax.pipeline.checkpoint): export from two workdirs, the loader's checks, the
+export command and the bundled demo."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import vasa_jax
+from pipeline_models import tiny_checkpoint
+from vasa_jax.errors import ConfigError
+from vasa_jax.io import CheckpointError, load_audio, load_image
+from vasa_jax.pipeline import bundled_demo_dir, export_pipeline, read_pipeline_checkpoint
+from vasa_jax.pipeline import pipeline as pipeline_module
+from vasa_jax.pipeline.checkpoint import DEMO_SIZE_LIMIT, flatten, folder_size
+from vasa_jax.pipeline.export import main as export_main
+from vasa_jax.train.face import load_face_checkpoint
+from vasa_jax.train.motion import load_motion_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    return tiny_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def workdirs(checkpoint):
+    return checkpoint.parent / "face", checkpoint.parent / "motion"
+
+
+def _equal_trees(a, b, **tolerance):
+    fa, fb = flatten(jax.tree.map(np.asarray, a)), flatten(jax.tree.map(np.asarray, b))
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        np.testing.assert_allclose(fa[k], fb[k], err_msg=k, **tolerance)
+
+
+def test_export_carries_the_ema_params_and_configs(checkpoint, workdirs):
+    ckpt = read_pipeline_checkpoint(checkpoint)
+    _, face, face_params = load_face_checkpoint(str(workdirs[0]))
+    _, motion, motion_params = load_motion_checkpoint(str(workdirs[1]))
+    assert ckpt.face == face.config and ckpt.motion == motion and ckpt.audio == {"encoder": "mel"}
+    _equal_trees(ckpt.face_params, face_params, rtol=0, atol=0)
+    _equal_trees(ckpt.motion_params, motion_params, rtol=0, atol=0)
+    manifest = json.loads((checkpoint / "pipeline.json").read_text())
+    assert manifest["vasa_jax_version"] == vasa_jax.__version__ and manifest["sources"]["face_step"] == 0
+    assert manifest["weights_dtype"] == "float32"
+
+
+def test_float16_storage_halves_the_size(checkpoint, workdirs, tmp_path):
+    small = export_pipeline(*workdirs, tmp_path / "half", dtype="float16")
+    assert folder_size(small) < 0.6 * folder_size(checkpoint)
+    a, b = read_pipeline_checkpoint(checkpoint), read_pipeline_checkpoint(small)
+    assert all(v.dtype == np.float32 for v in flatten(b.face_params).values())  # upcast on load
+    _equal_trees(b.face_params, a.face_params, rtol=1e-3, atol=1e-4)
+    _equal_trees(b.motion_params["stats"], a.motion_params["stats"], rtol=0, atol=0)  # statistics stay float32
+    with pytest.raises(ConfigError, match="already exists"):
+        export_pipeline(*workdirs, small)
+
+
+def test_export_refuses_a_motion_model_of_other_motion(workdirs, tmp_path):
+    face, motion = workdirs
+    for source, face_workdir, message in (("toy_truth", str(face), "toy_truth"),
+                                          ("face_model", str(tmp_path / "other_face"), "trained on the motion of")):
+        copy = tmp_path / f"motion_{source}"
+        shutil.copytree(motion, copy)
+        config = json.loads((copy / "config.json").read_text())
+        config["motion_data"].update(source=source, face_workdir=face_workdir)
+        (copy / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ConfigError, match=message):
+            export_pipeline(face, copy, tmp_path / f"out_{source}")
+    with pytest.raises(ConfigError, match="not a training workdir"):
+        export_pipeline(face, tmp_path / "nowhere", tmp_path / "out")
+    with pytest.raises(ConfigError, match="no checkpoint of step 7"):
+        export_pipeline(face, motion, tmp_path / "out", face_step=7)
+
+
+def test_unknown_or_corrupt_checkpoints_are_named(checkpoint, workdirs, tmp_path):
+    with pytest.raises(CheckpointError, match="nowhere: checkpoint folder not found"):
+        vasa_jax.load_pipeline(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="empty: not a vasa-jax pipeline checkpoint"):
+        vasa_jax.load_pipeline(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="a training workdir: export it first"):
+        vasa_jax.load_pipeline(workdirs[0])
+
+    def broken(name, edit):
+        copy = tmp_path / name
+        shutil.copytree(checkpoint, copy)
+        edit(copy)
+        return copy
+
+    def truncate(folder):
+        data = (folder / "face.safetensors").read_bytes()
+        (folder / "face.safetensors").write_bytes(data[: len(data) // 2])
+
+    def manifest(change):
+        def edit(folder):
+            m = json.loads((folder / "pipeline.json").read_text())
+            change(m)
+            (folder / "pipeline.json").write_text(json.dumps(m))
+        return edit
+
+    cases = [
+        (broken("truncated", truncate), "face.safetensors: cannot be read as safetensors"),
+        (broken("no_motion", lambda f: (f / "motion.safetensors").unlink()), "motion.safetensors: not found"),
+        (broken("bad_json", lambda f: (f / "pipeline.json").write_text("{")), "pipeline.json: is not valid JSON"),
+        (broken("future", manifest(lambda m: m.update(format_version=99))), "format version 99"),
+        (broken("resized", manifest(lambda m: m["face"].update(dyn_dim=9))), "face.safetensors: .* needs"),
+        (broken("no_face", manifest(lambda m: m.pop("face"))), "pipeline.json: describes no usable model"),
+        (broken("wav2vec2", manifest(lambda m: m.update(audio={"encoder": "wav2vec2", "checkpoint": "w2v"}))),
+         "w2v: the audio encoder checkpoint"),
+    ]
+    for folder, message in cases:
+        with pytest.raises(CheckpointError, match=message):
+            vasa_jax.load_pipeline(folder)
+
+
+def test_a_missing_bundle_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(pipeline_module, "bundled_demo_dir", lambda: tmp_path)
+    with pytest.raises(CheckpointError, match="bundled demo model is not in this installation"):
+        vasa_jax.load_pipeline()
+
+
+@pytest.mark.skipif(not (bundled_demo_dir() / "pipeline.json").is_file(), reason="the demo model is not bundled yet")
+def test_the_bundled_demo_fits_and_loads():
+    folder = bundled_demo_dir()
+    assert folder_size(folder) <= DEMO_SIZE_LIMIT
+    pipeline = vasa_jax.load_pipeline()
+    assert pipeline.portrait(folder / "portrait.png").faces == 1
+    assert load_audio(folder / "speech.wav").size > 16000 and load_image(folder / "portrait.png").shape[0] >= 64
+
+
+def test_export_command(workdirs, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert export_main(["--face", str(workdirs[0]), "--motion", str(workdirs[1]), "--out", str(out), "--demo"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    pipeline = vasa_jax.load_pipeline(out)
+    portrait = pipeline.portrait(out / "portrait.png")  # the detector finds the demo face
+    assert portrait.faces == 1 and load_audio(out / "speech.wav").size == 8 * 16000
+    assert folder_size(out) < DEMO_SIZE_LIMIT
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {f.stat().st_mode & 0o777 for f in out.iterdir()} == {0o666 & ~umask}  # it ships to other users
+    assert export_main(["--face", str(workdirs[0]), "--motion", str(workdirs[1]), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -1,0 +1,300 @@
+"""The pipeline checkpoint: one folder with everything generation needs, made from two training runs.
+
+    DIR/pipeline.json        format, vasa-jax version, face and motion configs, audio encoder, where it came from
+    DIR/face.safetensors     the face model's (EMA) params, keys "a/b/c" for params["a"]["b"]["c"]
+    DIR/motion.safetensors   the motion denoiser's (EMA) params under "denoiser/...", its normalisation
+                             statistics under "stats/..." (always float32)
+    DIR/audio/               (optional) a copy of the audio encoder's checkpoint folder
+    DIR/portrait.png, DIR/speech.wav   (the bundled demo only) what `python sample.py` animates
+
+Weights may be stored as float16 to halve the size (export --dtype float16); they are float32 once loaded.
+A training workdir holds an optimiser, a discriminator and several steps; this holds only what sampling reads,
+so it is what ships (the bundled demo lives in vasa_jax/assets/demo/).
+
+    python -m vasa_jax.pipeline.export --face runs/face_toy --motion runs/motion_face --out DIR
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from vasa_jax import __version__
+from vasa_jax.errors import ConfigError
+from vasa_jax.face.config import FaceConfig
+from vasa_jax.io.weights import CheckpointError
+from vasa_jax.motion.config import MotionConfig
+
+FORMAT = "vasa-jax-pipeline"
+FORMAT_VERSION = 1
+MANIFEST = "pipeline.json"
+FACE_WEIGHTS = "face.safetensors"
+MOTION_WEIGHTS = "motion.safetensors"
+AUDIO_FOLDER = "audio"
+DEMO_PORTRAIT = "portrait.png"
+DEMO_SPEECH = "speech.wav"
+DTYPES = ("float32", "float16")
+DEMO_SIZE_LIMIT = 30 * 2**20  # bytes: the bundled demo (checkpoint, portrait and speech) ships inside the package
+
+
+def bundled_demo_dir() -> Path:
+    """Where the bundled demo checkpoint lives (whether or not this installation has it)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "demo"
+
+
+@dataclasses.dataclass
+class PipelineCheckpoint:
+    """A pipeline checkpoint read into memory (params as float32 numpy trees)."""
+
+    path: Path
+    face: FaceConfig
+    motion: MotionConfig
+    audio: dict  # {"encoder": "mel"} or {"encoder": "wav2vec2" / "hubert", "checkpoint": folder, "layer": ...}
+    face_params: dict
+    motion_params: dict  # {"denoiser": ..., "stats": ...}
+    manifest: dict
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict of arrays -> {"a/b/c": array} (Flax names hold no '/')."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "/"))
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for name, value in flat.items():
+        node = tree
+        *parents, leaf = name.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def _plain(tree) -> dict:
+    """Params restored by Orbax (dicts, maybe FrozenDicts, jax arrays) -> dicts of numpy arrays."""
+    if hasattr(tree, "items"):
+        return {str(k): _plain(v) for k, v in tree.items()}
+    return np.asarray(tree)
+
+
+def _store(params: dict, dtype: str) -> dict[str, np.ndarray]:
+    flat = {k: v.astype(np.float32) for k, v in flatten(params).items()}
+    if dtype == "float16":
+        stored = {k: v.astype(np.float16) for k, v in flat.items()}
+        bad = [k for k, v in stored.items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise ConfigError(f"params {bad[:3]} overflow float16; export with --dtype float32")
+        return stored
+    return flat
+
+
+def _trained_face_step(motion_config) -> int | None:
+    """The face step whose motion stage 2 was trained on, read from its motion cache (None if not found)."""
+    data = motion_config.motion_data
+    steps = set()
+    for meta_path in glob.glob(os.path.join(data.cache_dir, "face_model-*-train-*", "meta.json")):
+        with open(meta_path) as f:
+            key = json.load(f).get("key", {})
+        if os.path.realpath(key.get("face_workdir", "")) == os.path.realpath(data.face_workdir):
+            steps.add(int(key["face_step"]))
+    return steps.pop() if len(steps) == 1 else None
+
+
+def _workdir_steps(workdir) -> list[int]:
+    """The checkpoint steps a training workdir holds (ConfigError if it is not a workdir)."""
+    from vasa_jax.train.checkpoint import Checkpointer
+
+    if not os.path.isfile(os.path.join(workdir, "config.json")):
+        raise ConfigError(f"{workdir}: not a training workdir (no config.json)")
+    checkpointer = Checkpointer(os.fspath(workdir))
+    try:
+        return sorted(checkpointer.all_steps())
+    finally:
+        checkpointer.close()
+
+
+def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32", face_step: int | None = None,
+                    motion_step: int | None = None, copy_audio: bool = False, overwrite: bool = False) -> Path:
+    """Writes a pipeline checkpoint to `out` from a stage-1 and a stage-2 workdir (EMA params of both).
+
+    The stage-2 run must have been trained on this face model's motion (motion_data.source = "face_model" with
+    motion_data.face_workdir = face_workdir): the motion it generates is what this decoder reads. face_step
+    defaults to the step whose motion stage 2 was trained on (found in its motion cache), else the latest.
+    copy_audio copies a Wav2Vec2 / HuBERT checkpoint folder into the pipeline folder (it is otherwise referred
+    to by its absolute path). The folder is written under a temporary name and renamed when complete.
+    """
+    from vasa_jax.train.face import load_face_checkpoint
+    from vasa_jax.train.motion import load_motion_checkpoint
+
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {DTYPES}; got {dtype!r}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists; choose a new folder or pass --overwrite")
+    motion_config, motion, motion_params = load_motion_checkpoint(os.fspath(motion_workdir), step=motion_step)
+    data = motion_config.get("motion_data", {})
+    if data.get("source") != "face_model":
+        raise ConfigError(f"{motion_workdir}: its motion model was trained on motion_data.source="
+                          f"{data.get('source')!r}; a pipeline needs one trained on the face model's own motion "
+                          f"(train.py motion --config.motion_data.source=face_model "
+                          f"--config.motion_data.face_workdir={face_workdir})")
+    if os.path.realpath(data.get("face_workdir", "")) != os.path.realpath(face_workdir):
+        raise ConfigError(f"{motion_workdir} was trained on the motion of {data.get('face_workdir')!r}, not of "
+                          f"{face_workdir}; export it with that face model")
+    face_steps = _workdir_steps(face_workdir)
+    if face_step is None:
+        face_step = _trained_face_step(motion_config)
+        if face_step is None and face_steps:
+            face_step = face_steps[-1]
+    if face_step not in face_steps:
+        raise ConfigError(f"{face_workdir}: holds no checkpoint of step {face_step} (it has {face_steps}); stage 2 "
+                          "must be trained on the motion of the face step exported (--face-step)")
+    _, face, face_params = load_face_checkpoint(os.fspath(face_workdir), step=face_step)
+    motion_step = _workdir_steps(motion_workdir)[-1] if motion_step is None else motion_step
+    if motion.motion_dim != face.motion_dim:
+        raise ConfigError(f"the motion model makes {motion.motion_dim}-d motion; the face model reads "
+                          f"{face.motion_dim}-d")
+
+    audio = {"encoder": motion_config.audio.encoder}
+    if audio["encoder"] != "mel":
+        audio["layer"] = motion_config.audio.get("layer", "last")
+        audio["checkpoint"] = os.path.abspath(motion_config.audio.checkpoint)
+        if copy_audio:
+            audio["checkpoint"] = AUDIO_FOLDER
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "vasa_jax_version": __version__,
+        "weights_dtype": dtype,
+        "face": dataclasses.asdict(face.config),
+        "motion": dataclasses.asdict(motion),
+        "audio": audio,
+        "sources": {"face_workdir": os.path.abspath(face_workdir), "face_step": face_step,
+                    "motion_workdir": os.path.abspath(motion_workdir), "motion_step": motion_step},
+    }
+    from safetensors.numpy import save_file
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_file(_store(_plain(face_params), dtype), tmp / FACE_WEIGHTS, metadata={"format": FORMAT})
+        motion_tensors = {f"denoiser/{k}": v for k, v in _store(_plain(motion_params["denoiser"]), dtype).items()}
+        motion_tensors.update({f"stats/{k}": v.astype(np.float32)
+                               for k, v in flatten(_plain(motion_params["stats"])).items()})
+        save_file(motion_tensors, tmp / MOTION_WEIGHTS, metadata={"format": FORMAT})
+        if copy_audio and audio["encoder"] != "mel":
+            shutil.copytree(os.path.abspath(motion_config.audio.checkpoint), tmp / AUDIO_FOLDER)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        for file in tmp.rglob("*"):  # safetensors writes owner-only files; a checkpoint ships to other users
+            if file.is_file():
+                file.chmod(0o666 & ~umask)
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def folder_size(path) -> int:
+    """Bytes of all files under a folder."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def _read_weights(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise CheckpointError(path, "not found: the pipeline checkpoint is incomplete")
+    try:
+        flat = load_file(path)
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise CheckpointError(path, f"cannot be read as safetensors (corrupt or truncated?): {e}") from None
+    return unflatten({k: v.astype(np.float32) for k, v in flat.items()})
+
+
+def _check_tree(path: Path, params: dict, expected, what: str) -> None:
+    """Raise CheckpointError unless `params` has exactly the names and shapes of `expected` (a shape tree)."""
+    import jax
+
+    have = {k: v.shape for k, v in flatten(params).items()}
+    want = {"/".join(str(k.key) for k in keys): tuple(leaf.shape)
+            for keys, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]}
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing or extra:
+        raise CheckpointError(path, f"does not hold the {what} pipeline.json describes (missing {missing[:3]}, "
+                                    f"unexpected {extra[:3]})")
+    wrong = [k for k in want if have[k] != want[k]]
+    if wrong:
+        raise CheckpointError(path, f"{wrong[0]} is {have[wrong[0]]}; the {what} pipeline.json describes needs "
+                                    f"{want[wrong[0]]}")
+
+
+def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
+    """Reads and checks a pipeline checkpoint folder; CheckpointError naming the file for anything wrong."""
+    import jax
+
+    from vasa_jax.face.model import WarpingFaceModel
+    from vasa_jax.motion.denoiser import init_denoiser
+    from vasa_jax.train.motion import placeholder_stats
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "checkpoint folder not found")
+    if not path.is_dir():
+        raise CheckpointError(path, "is a file; a pipeline checkpoint is a folder (python -m vasa_jax.pipeline.export)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        hint = " (a training workdir: export it first)" if (path / "config.json").is_file() else ""
+        raise CheckpointError(path, f"not a vasa-jax pipeline checkpoint: no {MANIFEST}{hint}; make one with "
+                                    "python -m vasa_jax.pipeline.export --face WORKDIR --motion WORKDIR --out DIR")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(manifest_path, f"is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(manifest_path, f"is not a vasa-jax pipeline manifest (format != {FORMAT!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(manifest_path, f"has format version {manifest.get('format_version')}; this vasa-jax "
+                                             f"({__version__}) reads version {FORMAT_VERSION}")
+    try:
+        face = FaceConfig.from_config(manifest["face"])
+        motion = MotionConfig.from_config(manifest["motion"])
+        motion.require_sizes()
+        audio = dict(manifest["audio"])
+        if "encoder" not in audio:
+            raise KeyError("audio.encoder")
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(manifest_path, f"describes no usable model ({type(e).__name__}: {e})") from None
+    if audio["encoder"] != "mel":
+        checkpoint = Path(audio.get("checkpoint", ""))
+        audio["checkpoint"] = str(checkpoint if checkpoint.is_absolute() else path / checkpoint)
+
+    face_params = _read_weights(path / FACE_WEIGHTS)
+    model = WarpingFaceModel(face)
+    _check_tree(path / FACE_WEIGHTS, face_params, jax.eval_shape(model.init, jax.random.key(0)), "face model")
+    motion_flat = _read_weights(path / MOTION_WEIGHTS)
+    motion_params = {"denoiser": motion_flat.get("denoiser", {}), "stats": motion_flat.get("stats", {})}
+    expected = {"denoiser": jax.eval_shape(lambda k: init_denoiser(motion, k), jax.random.key(0)),
+                "stats": placeholder_stats(motion)}
+    _check_tree(path / MOTION_WEIGHTS, motion_params, expected, "motion model")
+    return PipelineCheckpoint(path, face, motion, audio, face_params, motion_params, manifest)
