@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from vasa_jax.errors import ConfigError
+from vasa_jax.errors import ConfigError, dataclass_from_section
 
 POSE_DIM = 6  # z_pose: yaw, pitch, roll (degrees), tx, ty (image coordinates), scale; the toy world's POSE_KEYS
 
@@ -61,8 +61,4 @@ class FaceConfig:
     @classmethod
     def from_config(cls, section) -> "FaceConfig":
         """From a ConfigDict section (lists become tuples; unknown keys are an error)."""
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(section).items()}
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown face config entries: {sorted(unknown)}")
-        return cls(**values)
+        return dataclass_from_section(cls, section, "face config")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vasa_jax.errors import ConfigError
+from vasa_jax.errors import ConfigError, dataclass_from_section
 
 # Quantities normalised with dataset statistics (mean and std per feature, stored in the checkpoint). The
 # statistics also hold "velocity" (velocity_stats), which weighs the velocity loss.
@@ -106,11 +106,7 @@ class DropoutRates:
 
     @classmethod
     def from_config(cls, section) -> "DropoutRates":
-        values = dict(section)
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown motion_train.dropout entries: {sorted(unknown)}")
-        return cls(**values)
+        return dataclass_from_section(cls, section, "motion_train.dropout")
 
 
 def drop_conditions(cond: Conditions, key: jax.Array, rates: DropoutRates) -> Conditions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from vasa_jax.errors import ConfigError
+from vasa_jax.errors import ConfigError, dataclass_from_section
 
 SAMPLERS = ("ddim", "ddpm")
 CONDITIONS = ("audio", "gaze", "distance", "emotion")  # the conditions classifier-free guidance can drop
@@ -72,8 +72,4 @@ class MotionConfig:
     @classmethod
     def from_config(cls, section) -> "MotionConfig":
         """From a ConfigDict section (unknown keys are an error)."""
-        values = dict(section)
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown motion config entries: {sorted(unknown)}")
-        return cls(**values)
+        return dataclass_from_section(cls, section, "motion config")
