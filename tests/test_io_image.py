@@ -90,3 +90,11 @@ def test_truncated_image(tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(MediaError, match="cut.png: image data is truncated or corrupt"):
         load_image(tmp_path / "cut.png")
+
+
+def test_an_image_made_to_exhaust_memory_is_refused(tmp_path):
+    from vasa_jax.io import MediaError, load_image
+
+    (tmp_path / "bomb.ppm").write_bytes(b"P6\n20000 20000\n255\n" + bytes(100))  # 400 M pixels declared
+    with pytest.raises(MediaError, match="bomb.ppm: image is too large to load safely"):
+        load_image(tmp_path / "bomb.ppm")

@@ -28,6 +28,9 @@ def load_image(source, *, background=NEUTRAL_BACKGROUND) -> np.ndarray:
                 img.load()
         except UnidentifiedImageError:
             raise MediaError(path, "is not an image Pillow can read") from None
+        except Image.DecompressionBombError:  # Pillow's guard against images made to exhaust memory
+            raise MediaError(path, f"image is too large to load safely (over {2 * Image.MAX_IMAGE_PIXELS} "
+                                   "pixels)") from None
         except (OSError, SyntaxError, ValueError) as e:
             raise MediaError(path, f"image data is truncated or corrupt ({e})") from None
         rgb = _pil_to_rgb(img, background)
