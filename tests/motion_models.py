@@ -16,10 +16,10 @@ MOTION = dataclasses.replace(MotionConfig.from_config(CONFIG.motion), motion_dim
 W, K, M, A = MOTION.window, MOTION.context, MOTION.motion_dim, MOTION.audio_dim
 
 
-def perturbed_params(seed=0):
+def perturbed_params(seed=0, config=MOTION):
     """Fresh params with every leaf moved: adaLN-Zero and the zero output layer make a fresh denoiser ignore its
     inputs, which would make the tests vacuous."""
-    params = init_denoiser(MOTION, jax.random.key(seed))
+    params = init_denoiser(config, jax.random.key(seed))
     rng = np.random.default_rng(seed)
     return jax.tree.map(lambda p: jnp.asarray(p + 0.2 * rng.normal(size=p.shape), jnp.float32), params)
 

@@ -24,6 +24,28 @@ def test_delta_p_of_frozen_and_steady_poses():
     assert stats["yaw_delta"] == pytest.approx(0.5) and stats["yaw_range"] == pytest.approx(24.5)
     assert stats["roll_std"] == 0.0 and stats["delta_p"] == signals.delta_p(ramp)
     assert motion_evaluate.delta_p is signals.delta_p  # one Delta-P for every evaluation
+    clips = np.stack([ramp, frozen])  # [C, T, 3]
+    assert motion_evaluate.pose_spread(clips) == pytest.approx((ramp.std(0).mean() + 0.0) / 2)
+
+
+def test_boundary_jumps_tell_a_seam_from_random_events():
+    """Random-walk motion with random spikes (blink-like events) anywhere: jump by jump, some boundary jumps exceed
+    the within-window 95th percentile, but the seam test (mean jump by offset in the window) passes; a step added
+    at every boundary fails both."""
+    rng = np.random.default_rng(0)
+    clips, frames, window = 64, 300, 50
+    motion = np.cumsum(rng.normal(0, 0.1, (clips, frames, 3)), axis=1)
+    motion[rng.random((clips, frames)) < 0.05] += 2.0
+    std = np.ones(3)
+    jumps = motion_evaluate.boundary_jumps(motion, std, window)
+    assert jumps["across"].size == clips * 5 and jumps["by_offset"].shape == (window,)
+    assert jumps["by_offset"][0] == pytest.approx(jumps["across"].mean())
+    assert jumps["across"].max() > np.percentile(jumps["inside"], 95)  # the strict reading fails on events alone
+    seam = motion_evaluate.seam_metrics(jumps)
+    assert seam["seam_boundary"] <= seam["seam_inside_p95"]
+    stepped = motion + 1.5 * (np.arange(frames) // window)[None, :, None]
+    seam = motion_evaluate.seam_metrics(motion_evaluate.boundary_jumps(stepped, std, window), "x_")
+    assert seam["x_seam_boundary"] > seam["x_seam_inside_p95"]
 
 
 def test_correlation():

@@ -45,6 +45,29 @@ def test_denoiser_shapes_and_every_condition_matters(params):
         run(params, dummy_conditions(dataclasses.replace(MOTION, window=W + 1)), x=jnp.zeros((1, W + 1, M)))
 
 
+def test_frame_conditions_and_the_skip_readout():
+    """frame_conditions adds a second path from each control (own params); x0_skip reads X0 out as
+    sqrt(ab_t) X_t + sqrt(1 - ab_t) F: at t = 0 the output is X_t up to sqrt(1 - ab_0) F, at the last step F."""
+    cond = full_conditions(jax.random.key(6), B)
+    x = jax.random.normal(jax.random.key(7), (B, W, M))
+    for frame_conditions in (False, True):
+        config = dataclasses.replace(MOTION, frame_conditions=frame_conditions)
+        params = perturbed_params(0, config)
+        assert ("frame_gaze" in params) == frame_conditions
+        assert not frame_conditions or set(params["frame_gaze"]) == set(params["gaze"])
+    direct = dataclasses.replace(MOTION, x0_skip=False)
+    skip = dataclasses.replace(MOTION, x0_skip=True)
+    params = perturbed_params(0, skip)
+    ab = cosine_alphas_cumprod(MOTION.diffusion_steps)
+    for t in (0, 3, MOTION.diffusion_steps - 1):
+        ts = jnp.full((B,), t)
+        f = MotionDenoiser(direct).apply({"params": params}, x, ts, cond)
+        out = MotionDenoiser(skip).apply({"params": params}, x, ts, cond)
+        np.testing.assert_allclose(out, np.sqrt(ab[t]) * x + np.sqrt(1 - ab[t]) * f, rtol=1e-4, atol=1e-5)
+    t0 = MotionDenoiser(skip).apply({"params": params}, x, jnp.zeros((B,), jnp.int32), cond)
+    assert np.abs(t0 - x).max() < 0.1 * np.abs(x).max()
+
+
 def test_a_missing_condition_ignores_its_value(params):
     """Under a False mask the value is never read: a missing label is a dropped condition, not a zero."""
     cond = full_conditions(jax.random.key(2), B)
@@ -146,6 +169,10 @@ def test_velocity_and_smoothness_terms_on_known_cases():
     # The seam difference counts where the window has a context (9 differences count, 5 + 4): one of them is off
     # by 1 in every feature, (1 / 0.5)^2 in units of the velocity std.
     assert float(offset["velocity"]) == pytest.approx(4.0 / 9.0, rel=1e-5)
+    assert float(offset["seam"]) == pytest.approx(4.0, rel=1e-5)  # the one window with a context, all off by 2
+    inside = x0.copy()
+    inside[:, 1:] += 1.0  # a step inside the window: the seam step is exact
+    assert float(motion_losses(inside, x0, last, has, std)["seam"]) == 0.0
     pred = x0.copy()
     pred[..., 2:] += rng.normal(size=(b, w, m - 2))  # errors only outside the first two features
     pose_only = motion_losses(pred, x0, last, has, std, velocity_features=np.array([1, 1, 0, 0]))

@@ -46,7 +46,7 @@ def test_resumed_training_equals_uninterrupted_and_the_run_samples(tmp_path, cap
                           str(tmp_path / "eval.json")]) == 0
     metrics = json.load(open(tmp_path / "eval.json"))
     assert metrics["clips"] == 2 and metrics["windows_per_clip"] == 3 and set(metrics["pass"]) == {
-        "mouth_correlation", "delta_p", "gaze", "boundaries"}
+        "mouth_correlation", "delta_p", "gaze", "boundaries", "seams"}
     assert evaluate.main(["--workdir", str(tmp_path / "nothing")]) == 2
     assert "not a training workdir" in capsys.readouterr().err
 

@@ -76,6 +76,14 @@ def test_export_refuses_a_motion_model_of_other_motion(workdirs, tmp_path):
         export_pipeline(face, tmp_path / "nowhere", tmp_path / "out")
     with pytest.raises(ConfigError, match="no checkpoint of step 7"):
         export_pipeline(face, motion, tmp_path / "out", face_step=7)
+    # By default the face step the stage-2 run recorded is exported (not the face workdir's latest).
+    copy = tmp_path / "motion_step"
+    shutil.copytree(motion, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["motion_data"]["face_step"] = 5
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="no checkpoint of step 5"):
+        export_pipeline(face, copy, tmp_path / "out")
 
 
 def test_unknown_or_corrupt_checkpoints_are_named(checkpoint, workdirs, tmp_path):

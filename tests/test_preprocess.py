@@ -340,7 +340,9 @@ def test_one_stage2_training_step_on_shards(straight, tmp_path):
     assert np.isnan(first["gaze"]).all() and np.isnan(first["emotion"]).all()  # no labeler wrote them
     assert np.isfinite(first["motion"]).all() and first["motion"].std(0).max() > 0
 
+    assert config.motion_data.face_step == -1  # the latest, resolved and recorded in the run's config
     config = resolve_config(config, cache)
+    assert config.motion_data.face_step == 0
     trainer = MotionTrainer(config, cache_stats(cache))
     batch = next(motion_window_batches(cache.path, window=trainer.motion.window, context=trainer.motion.context,
                                        batch_size=2, shard_index=0, shard_count=1))

@@ -92,6 +92,7 @@ def default_config() -> ml_collections.ConfigDict:
     loss.x0 = 1.0  # ||X0 - H(X_t, t, C)||^2, VASA-1's loss
     loss.velocity = 0.0  # frame-to-frame differences against the data's, per feature in units of its typical change
     loss.smoothness = 0.0  # second differences against the data's (seam included)
+    loss.seam = 0.0  # the step from the previous window's last frame to the first, against the data's
     train.loss = loss
     train.velocity_features = "all"  # what the velocity term covers: "all" features or z_pose alone ("pose")
     train.velocity_snr_weighted = False  # weigh the velocity term by alpha_bar_t (acts at low noise only)
@@ -100,6 +101,7 @@ def default_config() -> ml_collections.ConfigDict:
     data = ml_collections.ConfigDict()
     data.source = "toy_truth"  # "toy_truth" (exact toy-world state), "face_model" (stage 1's encode_motion) or "shards"
     data.face_workdir = ""  # the stage-1 workdir whose encode_motion gives the motion (source "face_model")
+    data.face_step = -1  # its checkpoint step; -1: the latest (the run's config.json records the step it used)
     data.clip_seconds = 8.0  # training clips (windows with their context are cut from these)
     data.train_clips = 2000
     data.heldout_clips = 64  # evaluation clips, one per held-out identity in turn

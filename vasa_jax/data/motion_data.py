@@ -148,10 +148,14 @@ class MotionSource:
             from vasa_jax.train.checkpoint import Checkpointer
 
             checkpointer = Checkpointer(data.face_workdir)
-            self.face_step = checkpointer.latest_step()
+            steps = sorted(checkpointer.all_steps())
             checkpointer.close()
-            if self.face_step is None:
+            if not steps:
                 raise ConfigError(f"motion_data.face_workdir={data.face_workdir!r} holds no checkpoint yet")
+            wanted = int(data.get("face_step", -1))
+            if wanted >= 0 and wanted not in steps:
+                raise ConfigError(f"motion_data.face_step={wanted}: {data.face_workdir!r} holds steps {steps}")
+            self.face_step = wanted if wanted >= 0 else steps[-1]
 
     def key(self) -> dict:
         """Everything that defines the split's data (the cache's identity)."""

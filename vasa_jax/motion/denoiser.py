@@ -12,7 +12,12 @@ Conditioning (VASA-1 does not say how; this is vasa-jax's choice):
   and a zero-initialised gate for attention and MLP), which DiT found better than in-context condition
   tokens at equal cost. So every condition has a learned "empty" state, which is what classifier-free
   guidance needs.
-The output head predicts normalised X0 for the W window frames (context tokens are not read out).
+- With config.frame_conditions, the per-window controls (gaze, distance, emotion; not t) are also added to
+  every frame token through their own embeddings (with their own learned empty vectors): a direct path from a
+  control to the features it sets, which adaLN alone gave only loosely (the gaze was followed with a gain far
+  from 1 on the toy world).
+The output head predicts normalised X0 for the W window frames (context tokens are not read out), directly or,
+with config.x0_skip, as sqrt(ab_t) X_t + sqrt(1 - ab_t) F (see MotionConfig.x0_skip).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import jax.numpy as jnp
 
 from vasa_jax.motion.conditions import Conditions
 from vasa_jax.motion.config import DISTANCE_DIM, GAZE_DIM, MotionConfig
+from vasa_jax.motion.diffusion import cosine_alphas_cumprod
 
 
 def timestep_embedding(t, dim: int, max_period: float = 10_000.0):
@@ -89,6 +95,8 @@ class MotionDenoiser(nn.Module):
         empty_audio = self.param("empty_audio", nn.initializers.normal(0.02), (c.width,))
         audio = jnp.where(cond.audio_mask[..., None], nn.Dense(c.width, name="audio_in")(cond.audio), empty_audio)
         frames = nn.Dense(c.width, name="motion_in")(x_t) + audio + positions[k:]
+        if c.frame_conditions:
+            frames = frames + self._controls(cond, "frame_")[:, None]
         context = (nn.Dense(c.width, name="context_motion_in")(cond.context_motion)
                    + nn.Dense(c.width, name="context_audio_in")(cond.context_audio) + positions[:k])
         tokens = jnp.concatenate([context, frames], axis=1)
@@ -97,17 +105,25 @@ class MotionDenoiser(nn.Module):
         attention_mask = keys[:, None, None, :]
 
         cvec = nn.Dense(c.width)(nn.silu(nn.Dense(c.width)(timestep_embedding(t, c.width))))
-        cvec = cvec + ConditionEmbedding(c.width, name="gaze")(cond.gaze.reshape(b, GAZE_DIM), cond.gaze_mask)
-        cvec = cvec + ConditionEmbedding(c.width, name="distance")(cond.distance.reshape(b, DISTANCE_DIM),
-                                                                   cond.distance_mask)
-        cvec = cvec + ConditionEmbedding(c.width, name="emotion")(cond.emotion.reshape(b, c.emotion_dim),
-                                                                  cond.emotion_mask)
+        cvec = cvec + self._controls(cond, "")
 
         for i in range(c.layers):
             tokens = Block(c.width, c.heads, c.mlp_ratio, name=f"block_{i}")(tokens, cvec, attention_mask)
         shift, scale = jnp.split(nn.Dense(2 * c.width, kernel_init=nn.initializers.zeros)(nn.silu(cvec)), 2, -1)
         out = _modulate(nn.LayerNorm(use_scale=False, use_bias=False)(tokens[:, k:]), shift, scale)
-        return nn.Dense(c.motion_dim, kernel_init=nn.initializers.zeros, name="out")(out)
+        out = nn.Dense(c.motion_dim, kernel_init=nn.initializers.zeros, name="out")(out)
+        if c.x0_skip:
+            ab = jnp.asarray(cosine_alphas_cumprod(c.diffusion_steps))[t].reshape(b, 1, 1)
+            out = jnp.sqrt(ab) * x_t + jnp.sqrt(1.0 - ab) * out
+        return out
+
+    def _controls(self, cond: Conditions, prefix: str):
+        """The sum of the per-window control embeddings (gaze, distance, emotion) [B, width]."""
+        b, c = cond.batch_size, self.config
+        values = {"gaze": cond.gaze.reshape(b, GAZE_DIM), "distance": cond.distance.reshape(b, DISTANCE_DIM),
+                  "emotion": cond.emotion.reshape(b, c.emotion_dim)}
+        return sum(ConditionEmbedding(c.width, name=prefix + name)(value, getattr(cond, f"{name}_mask"))
+                   for name, value in values.items())
 
 
 def dummy_conditions(config: MotionConfig, batch: int = 1) -> Conditions:

@@ -17,7 +17,6 @@ so it is what ships (the bundled demo lives in vasa_jax/assets/demo/).
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -102,18 +101,6 @@ def _store(params: dict, dtype: str) -> dict[str, np.ndarray]:
     return flat
 
 
-def _trained_face_step(motion_config) -> int | None:
-    """The face step whose motion stage 2 was trained on, read from its motion cache (None if not found)."""
-    data = motion_config.motion_data
-    steps = set()
-    for meta_path in glob.glob(os.path.join(data.cache_dir, "face_model-*-train-*", "meta.json")):
-        with open(meta_path) as f:
-            key = json.load(f).get("key", {})
-        if os.path.realpath(key.get("face_workdir", "")) == os.path.realpath(data.face_workdir):
-            steps.add(int(key["face_step"]))
-    return steps.pop() if len(steps) == 1 else None
-
-
 def _workdir_steps(workdir) -> list[int]:
     """The checkpoint steps a training workdir holds (ConfigError if it is not a workdir)."""
     from vasa_jax.train.checkpoint import Checkpointer
@@ -133,7 +120,8 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
 
     The stage-2 run must have been trained on this face model's motion (motion_data.source = "face_model" with
     motion_data.face_workdir = face_workdir): the motion it generates is what this decoder reads. face_step
-    defaults to the step whose motion stage 2 was trained on (found in its motion cache), else the latest.
+    defaults to the step whose motion stage 2 was trained on (its config.json's motion_data.face_step), else the
+    latest.
     copy_audio copies a Wav2Vec2 / HuBERT checkpoint folder into the pipeline folder (it is otherwise referred
     to by its absolute path). The folder is written under a temporary name and renamed when complete.
     """
@@ -157,8 +145,8 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
                           f"{face_workdir}; export it with that face model")
     face_steps = _workdir_steps(face_workdir)
     if face_step is None:
-        face_step = _trained_face_step(motion_config)
-        if face_step is None and face_steps:
+        face_step = int(data.get("face_step", -1))  # recorded by the stage-2 run
+        if face_step < 0 and face_steps:
             face_step = face_steps[-1]
     if face_step not in face_steps:
         raise ConfigError(f"{face_workdir}: holds no checkpoint of step {face_step} (it has {face_steps}); stage 2 "

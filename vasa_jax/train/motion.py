@@ -32,7 +32,7 @@ from vasa_jax.train.optim import make_optimizer
 from vasa_jax.train.parallel import make_mesh, process_batch_size
 from vasa_jax.train.state import TrainState
 
-LOSS_TERMS = ("x0", "velocity", "smoothness")
+LOSS_TERMS = ("x0", "velocity", "smoothness", "seam")
 
 
 def placeholder_stats(motion: MotionConfig) -> dict:
@@ -120,8 +120,10 @@ class MotionTrainer:
 
 def resolve_config(config, cache: MotionCache):
     """A copy of `config` with motion.motion_dim / audio_dim / emotion_dim filled in from the cache (a value
-    already set must agree with it)."""
+    already set must agree with it), and motion_data.face_step with the stage-1 step the motion came from."""
     config = copy.deepcopy(config)
+    if "face_step" in cache.meta["key"]:
+        config.motion_data.face_step = int(cache.meta["key"]["face_step"])
     for name in ("motion_dim", "audio_dim", "emotion_dim"):
         have, want = int(config.motion[name]), int(cache.meta[name])
         if have not in (0, want):
