@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.audio.wav2vec2 import EncoderConfig, Wav2Vec2Model
-from vasa_jax.io.weights import CheckpointError, read_state_dict
+from vasa_jax.io.weights import CheckpointError, checkpoint_folder, read_state_dict
 
 SUPPORTED_MODEL_TYPES = ("wav2vec2", "hubert")
 _PREFIXES = ("wav2vec2.", "hubert.")  # transformers' base_model_prefix, in checkpoints of models with heads
@@ -146,12 +146,7 @@ def convert_state_dict(state: dict[str, np.ndarray], config: EncoderConfig,
 
 
 def _check_folder(folder) -> Path:
-    root = Path(folder)
-    if not root.exists():
-        raise CheckpointError(folder, "checkpoint folder not found")
-    if not root.is_dir():
-        raise CheckpointError(folder, "is a file; expected a checkpoint folder (config.json plus weights)")
-    return root
+    return checkpoint_folder(folder, "expected a checkpoint folder (config.json plus weights)")
 
 
 def _encoder_keys(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -23,6 +23,16 @@ class CheckpointError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def checkpoint_folder(path: str | os.PathLike, expected: str) -> Path:
+    """path as a Path if it is an existing folder, else CheckpointError; `expected` says what folder belongs there."""
+    root = Path(path)
+    if not root.exists():
+        raise CheckpointError(path, "checkpoint folder not found")
+    if not root.is_dir():
+        raise CheckpointError(path, f"is a file; {expected}")
+    return root
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The tensors of a weights file as float32 numpy arrays, keyed as in the file."""
     file = Path(path)

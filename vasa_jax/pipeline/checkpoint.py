@@ -27,7 +27,7 @@ import numpy as np
 from vasa_jax import __version__
 from vasa_jax.errors import ConfigError
 from vasa_jax.face.config import FaceConfig
-from vasa_jax.io.weights import CheckpointError
+from vasa_jax.io.weights import CheckpointError, checkpoint_folder
 from vasa_jax.motion.config import MotionConfig
 
 FORMAT = "vasa-jax-pipeline"
@@ -245,11 +245,7 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
     from vasa_jax.motion.denoiser import init_denoiser
     from vasa_jax.train.motion import placeholder_stats
 
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(path, "checkpoint folder not found")
-    if not path.is_dir():
-        raise CheckpointError(path, "is a file; a pipeline checkpoint is a folder (python -m vasa_jax.pipeline.export)")
+    path = checkpoint_folder(path, "a pipeline checkpoint is a folder (python -m vasa_jax.pipeline.export)")
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         hint = " (a training workdir: export it first)" if (path / "config.json").is_file() else ""
