@@ -44,7 +44,9 @@ def get_config():
     motion.layers, motion.width, motion.heads = 4, 128, 4
     train = config.motion_train
     train.batch_size = 32
-    train.steps = 4000
+    # About 18 minutes on 2 CPU cores. Measured (64 held-out clips, seam_frames 4, no guidance): 4000 steps:
+    # Delta-P 1.20x the data's, mouth 0.953, pose std 2.13 degrees; 8000: Delta-P 0.88x, mouth 0.961, 2.24.
+    train.steps = 8000
     train.learning_rate = 5e-4
     train.warmup_steps = 200
     train.end_learning_rate = 1e-5
@@ -63,6 +65,9 @@ def get_config():
     # and the gaze-dropped pass the mean, and (1 + lambda) g - lambda mean overshoots by lambda (g - mean).
     # Measured (64 clips): gaze within 2.8 degrees of the condition at lambda_g = 0, 5.1 / 6.4 at 1.0.
     motion.cfg_gaze = 0.0
+    # Audio guidance too: the audio sets the mouth almost exactly here, and lambda_A = 0.5 mostly adds jitter.
+    # Measured (32 clips, seam_frames 8): Delta-P 1.49x the data's at 0.5, 1.23x at 0; mouth 0.955 / 0.945.
+    motion.cfg_audio = 0.0
     data = config.motion_data
     data.train_clips = 1500
     data.build_workers = 2

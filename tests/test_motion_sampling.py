@@ -1,5 +1,7 @@
 """Stage-2 sampling on the tiny config: multi-condition CFG, DDIM / DDPM, windows by scan, and streaming."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,8 @@ from motion_models import MOTION, A, M, W, full_conditions, perturbed_params, ra
 from vasa_jax.audio import make_audio_encoder
 from vasa_jax.data import toyworld
 from vasa_jax.motion.denoiser import MotionDenoiser
-from vasa_jax.motion.sampling import Controls, MotionStream, guided_x0, sample_windows
+from vasa_jax.errors import ConfigError
+from vasa_jax.motion.sampling import Controls, MotionStream, continue_context, guided_x0, sample_windows
 
 CONTROLS = Controls(gaze=(8.0, -3.0))
 LONG = 2 * W + 5  # three windows, the last one padded
@@ -92,3 +95,36 @@ def test_streaming_equals_the_scan(params, features, ddpm_motion):
     np.testing.assert_allclose(np.concatenate(windows), ddpm_motion, rtol=1e-5, atol=1e-5)
     with pytest.raises(RuntimeError, match="flushed"):
         stream.push(feats[:1])
+
+
+def test_windows_continue_their_context(params, features):
+    """With seam_frames > 0 each window starts where its context's last step points (exactly: the last step's
+    X0 estimate is the output), the shift fades out over seam_frames frames, and a window without context (the
+    first) is left as the model made it."""
+    cond = full_conditions(jax.random.key(3), 2)
+    cond = cond.replace(context_mask=jnp.array([True, False]))
+    x0 = jax.random.normal(jax.random.key(4), (2, W, M))
+    assert continue_context(x0, cond, 0) is x0
+    out = np.asarray(continue_context(x0, cond, 3))
+    ctx = np.asarray(cond.context_motion)
+    np.testing.assert_allclose(out[0, 0], 2 * ctx[0, -1] - ctx[0, -2], rtol=1e-5, atol=1e-5)
+    shift = out[0] - np.asarray(x0[0])
+    np.testing.assert_allclose(shift[1], 0.75 * shift[0], rtol=1e-5, atol=1e-5)  # half a cosine over 3 frames
+    np.testing.assert_allclose(shift[2], 0.25 * shift[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out[0, 3:], np.asarray(x0[0, 3:]))
+    np.testing.assert_array_equal(out[1], np.asarray(x0[1]))
+
+    assert MOTION.seam_frames == 4  # the default
+    motion = np.asarray(sample_windows(params, features[1], CONTROLS, jax.random.key(7), config=MOTION,
+                                       sampler="ddpm"))
+    plain = np.asarray(sample_windows(params, features[1], CONTROLS, jax.random.key(7),
+                                      config=dataclasses.replace(MOTION, seam_frames=0), sampler="ddpm"))
+    np.testing.assert_allclose(motion[:W], plain[:W], rtol=1e-5, atol=1e-5)  # the first window has no context
+    scale = np.abs(plain).max()
+    for start in (W, 2 * W):  # the motion's own last step goes on across the boundary
+        np.testing.assert_allclose(motion[start] - motion[start - 1], motion[start - 1] - motion[start - 2],
+                                   atol=1e-4 * scale)
+        assert not np.allclose(plain[start] - plain[start - 1], plain[start - 1] - plain[start - 2],
+                               atol=1e-2 * scale)
+    with pytest.raises(ConfigError, match="seam_frames"):
+        dataclasses.replace(MOTION, seam_frames=W + 1)

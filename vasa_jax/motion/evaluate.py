@@ -1,7 +1,7 @@
 """Stage-2 evaluation on held-out toy-world clips and identities, where the true motion is known exactly.
 
   python -m vasa_jax.motion.evaluate --workdir runs/motion_toy [--clips 64] [--steps 50] [--sampler ddim]
-                                     [--json metrics.json]
+                                     [--cfg audio=0.5,gaze=0] [--seam-frames 8] [--json metrics.json]
 
 Motion is generated from each held-out clip's audio features (whole clips, several windows each) and compared
 with the clip's true motion:
@@ -29,6 +29,7 @@ training cache for the face_model source.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import sys
@@ -167,6 +168,7 @@ def evaluate_motion(params, config: MotionConfig, clips: dict, readout: Readout,
     dp_gen, dp_real = delta_p(own), delta_p(clips["motion"])
     metrics = {
         "clips": c, "frames_per_clip": t, "windows_per_clip": n, "steps": steps, "sampler": sampler,
+        "seam_frames": config.seam_frames,
         "cfg": {**config.cfg_scales, **(cfg or {})},
         "sampling_seconds": seconds, "frames_per_second": c * t / seconds,
         "mouth_correlation": float(np.mean(per_clip)),
@@ -211,6 +213,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the config's)")
     parser.add_argument("--sampler", choices=("ddim", "ddpm"), default=None)
     parser.add_argument("--cfg", default="", help="guidance scales over the config's, e.g. audio=0.5,gaze=1.0")
+    parser.add_argument("--seam-frames", type=int, default=None,
+                        help="frames over which windows continue their context (default: the config's; 0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the metrics here")
     args = parser.parse_args(argv)
@@ -220,6 +224,8 @@ def main(argv=None) -> int:
 
     try:
         config, motion, params = load_motion_checkpoint(args.workdir)
+        if args.seam_frames is not None:
+            motion = dataclasses.replace(motion, seam_frames=args.seam_frames)
         heldout = MotionCache(build_cache(config, "heldout"))
         layout = heldout.meta["layout"]
         readout = Readout(layout, None if layout else MotionCache(build_cache(config, "train")))
