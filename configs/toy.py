@@ -57,8 +57,8 @@ def get_config():
     # (x0_skip read-out, 4000 steps, 32 held-out clips, DDIM 50): no extra term: pose Delta-P 7.5x the data's
     # (jitter); velocity (all features, alpha_bar-weighted): Delta-P 1.0x but the head hardly moves (pose std a
     # fifth of the data's, small fast wiggles); smoothness 1 / 5: Delta-P 3.1x / 1.55x with the pose std at
-    # 60-65 % of the data's and jumps inside windows as small as the data's; smoothness 10 with a seam term:
-    # jitter again (the seam term's velocity units dwarf the rest).
+    # 60-65 % of the data's and jumps inside windows as small as the data's; smoothness 10 with a loss on the seam
+    # step alone (since removed): jitter again. Seams are closed at sampling instead (motion.seam_frames).
     train.loss.velocity = 0.0
     train.loss.smoothness = 5.0
     # Gaze guidance overshoots here: the condition sets the gaze almost exactly, so the full pass predicts g

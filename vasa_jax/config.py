@@ -92,7 +92,6 @@ def default_config() -> ml_collections.ConfigDict:
     loss.x0 = 1.0  # ||X0 - H(X_t, t, C)||^2, VASA-1's loss
     loss.velocity = 0.0  # frame-to-frame differences against the data's, per feature in units of its typical change
     loss.smoothness = 0.0  # second differences against the data's (seam included)
-    loss.seam = 0.0  # the step from the previous window's last frame to the first, against the data's
     train.loss = loss
     train.velocity_features = "all"  # what the velocity term covers: "all" features or z_pose alone ("pose")
     train.velocity_snr_weighted = False  # weigh the velocity term by alpha_bar_t (acts at low noise only)

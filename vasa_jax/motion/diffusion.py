@@ -4,8 +4,8 @@ The denoiser predicts the clean signal X0 (VASA-1), so the loss is ||X0 - H(X_t,
 terms on top (weights in motion_train.loss): `velocity` matches the frame-to-frame differences of the
 prediction to the data's, each feature in units of its typical frame-to-frame change in the data
 (conditions.velocity_stats), `smoothness` matches the second differences (in normalised motion units). Both
-include the seam with the previous window (its last context frame) where the window has one. `seam` is that
-seam step alone, on every feature in velocity units: what stitches windows together.
+include the seam with the previous window (its last context frame) where the window has one. (What closes the
+seam at sampling time is continue_context in vasa_jax.motion.sampling.)
 
 Why the velocity term is scaled per feature: head pose moves slowly (yaw changes by ~2 % of its spread per
 frame) while the lips and lids move fast, so in normalised units a per-frame error that is negligible in the
@@ -94,11 +94,7 @@ def motion_losses(pred, x0, last_context, has_context, velocity_std, velocity_fe
     dd_pred, dd_true = jnp.diff(d_pred, axis=1), jnp.diff(d_true, axis=1)
     acc_w = seam[:, 2:] * seam[:, 1:-1] * seam[:, :-2]
     smoothness = jnp.sum(acc_w[..., None] * (dd_pred - dd_true) ** 2) / jnp.maximum(acc_w.sum() * pred.shape[-1], 1.0)
-    # The seam alone: the step from the context's last frame to the window's first, every feature, in units of
-    # the velocity std, at every noise level (the context determines it however noisy X_t is).
-    ctx = has_context.astype(jnp.float32)
-    seam_term = jnp.sum(ctx[:, None] * ((d_pred[:, 0] - d_true[:, 0]) / velocity_std) ** 2) / jnp.maximum(ctx.sum() * m, 1.0)
-    return {"x0": x0_term, "velocity": velocity, "smoothness": smoothness, "seam": seam_term}
+    return {"x0": x0_term, "velocity": velocity, "smoothness": smoothness}
 
 
 def sample_t(key, batch: int, diffusion_steps: int):

@@ -32,7 +32,7 @@ from vasa_jax.train.optim import make_optimizer
 from vasa_jax.train.parallel import make_mesh, process_batch_size
 from vasa_jax.train.state import TrainState
 
-LOSS_TERMS = ("x0", "velocity", "smoothness", "seam")
+LOSS_TERMS = ("x0", "velocity", "smoothness")
 
 
 def placeholder_stats(motion: MotionConfig) -> dict:
