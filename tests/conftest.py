@@ -13,3 +13,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # compilation cache, keyed by the program itself, turns those repeats into lookups. A fresh folder per session
 # keeps runs independent.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="vasa-jax-test-xla-"))
+# Videos the tests write are signed (vasa_jax.provenance) with a per-installation credential made on first use:
+# a fresh folder per session, not the runner's own ~/.config/vasa-jax.
+os.environ.setdefault("VASA_JAX_CONFIG_DIR", tempfile.mkdtemp(prefix="vasa-jax-test-config-"))

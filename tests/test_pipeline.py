@@ -144,7 +144,7 @@ def test_pose_from_a_video(pipeline, portrait, audio, video, tmp_path):
     crops = np.stack([pipeline.framer.crop(f, box) for f in decoded]).astype(np.float32) / 255
     crops = np.concatenate([crops, crops[-12:]])  # two batches of decode_batch (16): the compiled shape
     expected = np.concatenate([pipeline_module._encode_poses(pipeline.face_params, crops[i:i + 16],
-                                                             config=pipeline.face.config) for i in (0, 16)])
+                                                             face=pipeline.face) for i in (0, 16)])
     t = video.motion.shape[0]
     np.testing.assert_allclose(posed.motion[:, :POSE_DIM], expected[pose_indices(0, t, 20)], atol=1e-4)
     np.testing.assert_allclose(posed.motion[:, POSE_DIM:], video.motion[:, POSE_DIM:], atol=1e-5)

@@ -13,9 +13,10 @@ import vasa_jax
 from pipeline_models import tiny_checkpoint
 from vasa_jax.errors import ConfigError
 from vasa_jax.io import CheckpointError, load_audio, load_image
+from vasa_jax.io.weights import flatten
 from vasa_jax.pipeline import bundled_demo_dir, export_pipeline, read_pipeline_checkpoint
 from vasa_jax.pipeline import pipeline as pipeline_module
-from vasa_jax.pipeline.checkpoint import DEMO_SIZE_LIMIT, flatten, folder_size
+from vasa_jax.pipeline.checkpoint import DEMO_SIZE_LIMIT, folder_size
 from vasa_jax.pipeline.export import main as export_main
 from vasa_jax.train.face import load_face_checkpoint
 from vasa_jax.train.motion import load_motion_checkpoint
@@ -42,7 +43,7 @@ def test_export_carries_the_ema_params_and_configs(checkpoint, workdirs):
     ckpt = read_pipeline_checkpoint(checkpoint)
     _, face, face_params = load_face_checkpoint(str(workdirs[0]))
     _, motion, motion_params = load_motion_checkpoint(str(workdirs[1]))
-    assert ckpt.face == face.config and ckpt.motion == motion and ckpt.audio == {"encoder": "mel"}
+    assert ckpt.face == face and ckpt.motion == motion and ckpt.audio == {"encoder": "mel"}
     _equal_trees(ckpt.face_params, face_params, rtol=0, atol=0)
     _equal_trees(ckpt.motion_params, motion_params, rtol=0, atol=0)
     manifest = json.loads((checkpoint / "pipeline.json").read_text())
@@ -117,7 +118,7 @@ def test_unknown_or_corrupt_checkpoints_are_named(checkpoint, workdirs, tmp_path
         (broken("no_motion", lambda f: (f / "motion.safetensors").unlink()), "motion.safetensors: not found"),
         (broken("bad_json", lambda f: (f / "pipeline.json").write_text("{")), "pipeline.json: is not valid JSON"),
         (broken("future", manifest(lambda m: m.update(format_version=99))), "format version 99"),
-        (broken("resized", manifest(lambda m: m["face"].update(dyn_dim=9))), "face.safetensors: .* needs"),
+        (broken("resized", manifest(lambda m: m["face"]["config"].update(dyn_dim=9))), "face.safetensors: .* needs"),
         (broken("no_face", manifest(lambda m: m.pop("face"))), "pipeline.json: describes no usable model"),
         (broken("wav2vec2", manifest(lambda m: m.update(audio={"encoder": "wav2vec2", "checkpoint": "w2v"}))),
          "w2v: the audio encoder checkpoint"),

@@ -268,9 +268,10 @@ def bench_encode(pipeline, repeats: int, peak: dict) -> dict:
     """Encoding the portrait (V_app, z_id), once per video."""
     from vasa_jax.pipeline.pipeline import _encode_source  # the program Pipeline runs
 
-    image = np.random.default_rng(0).integers(0, 256, (1, pipeline.image_size, pipeline.image_size, 3), np.uint8)
+    side = pipeline.face.image_size
+    image = np.random.default_rng(0).integers(0, 256, (1, side, side, 3), np.uint8)
     image = jnp.asarray(image, jnp.float32) / 255.0
-    compiled, compile_seconds = _compile(_encode_source, pipeline.face_params, image, config=pipeline.face.config)
+    compiled, compile_seconds = _compile(_encode_source, pipeline.face_params, image, face=pipeline.face)
     jax.block_until_ready(compiled(pipeline.face_params, image))  # the first run may do one-time work
     out = {"compile_seconds": compile_seconds, **_times(lambda: compiled(pipeline.face_params, image), repeats)}
     out["gflops"] = compiled_flops(compiled) / 1e9
@@ -330,7 +331,7 @@ def bench_decode(pipeline, batches, repeats: int, peak: dict) -> dict:
     from vasa_jax.pipeline.pipeline import _render  # the program Pipeline runs
 
     face, params = pipeline.face, pipeline.face_params
-    image = jnp.zeros((1, pipeline.image_size, pipeline.image_size, 3), jnp.float32)
+    image = jnp.zeros((1, pipeline.face.image_size, pipeline.face.image_size, 3), jnp.float32)
     latents = jax.block_until_ready(face.encode_source(params, image))
     rng = np.random.default_rng(3)
     measured, skipped = {}, {}
@@ -340,7 +341,7 @@ def bench_decode(pipeline, batches, repeats: int, peak: dict) -> dict:
             skipped[str(b)] = f"one call would take about {per_frame * b:.0f} s (over {MAX_CALL_SECONDS:.0f} s)"
             continue
         motion = jnp.asarray(rng.normal(0, 0.3, (b, face.motion_dim)), jnp.float32)
-        compiled, compile_seconds = _compile(_render, params, *latents, motion, config=face.config,
+        compiled, compile_seconds = _compile(_render, params, *latents, motion, face=face,
                                              size=pipeline.image_size)
         memory = compiled.memory_analysis()
         need = None if memory is None else memory.temp_size_in_bytes + memory.output_size_in_bytes
@@ -582,7 +583,14 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 1 repeat, 2 s and 6 s of audio, decode batches up to 4, motion at --steps only")
     p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--liveportrait", action="store_true", help="instead: LivePortrait's five networks at full size "
+                   "(random weights), float32 and bfloat16 (vasa_jax.face.liveportrait.bench)")
+    p.add_argument("--upstream", help="with --liveportrait: a LivePortrait checkout whose PyTorch W and G are timed "
+                   "beside ours")
+    p.add_argument("--batches", type=_ints, default=(1, 2, 4), help="with --liveportrait: batch sizes to time")
     args = p.parse_args(argv)
+    if args.liveportrait:
+        return _liveportrait(args)
     audio_seconds = 10.0
     if args.quick:  # fewer programs to compile: the motion window at --steps only
         args.repeats, args.seconds, args.memory_seconds, audio_seconds = 1, 2.0, 6.0, 2.0
@@ -614,6 +622,21 @@ def main(argv=None) -> int:
     source_name = args.config or pipeline.name
     result["source"] = source_name
     print(report(result, source_name))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _liveportrait(args) -> int:
+    from vasa_jax.face.liveportrait import bench as lp_bench
+
+    if args.upstream and not Path(args.upstream, "src", "modules", "warping_network.py").is_file():
+        print(f"error: {args.upstream}: not a LivePortrait checkout (no src/modules/warping_network.py)",
+              file=sys.stderr)
+        return 2
+    result = lp_bench.run(batches=args.batches, repeats=args.repeats, upstream=args.upstream,
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(lp_bench.report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -141,10 +141,15 @@ class MotionSource:
         if self.source in ("face_model", "shards"):
             if not data.face_workdir:
                 raise ConfigError(f"motion_data.source={self.source!r} needs motion_data.face_workdir (a trained "
-                                  "stage-1 workdir, e.g. runs/face_toy)")
+                                  "stage-1 workdir, e.g. runs/face_toy, or a public face model's weights folder)")
             if not os.path.isfile(os.path.join(data.face_workdir, "config.json")):
-                raise ConfigError(f"motion_data.face_workdir={data.face_workdir!r} is not a stage-1 workdir (no "
-                                  "config.json)")
+                from vasa_jax.face.registry import is_public_face
+
+                if not is_public_face(data.face_workdir):
+                    raise ConfigError(f"motion_data.face_workdir={data.face_workdir!r} is neither a stage-1 workdir "
+                                      "(no config.json) nor a public face model's weights folder (LivePortrait's)")
+                self.face_step = PUBLIC_FACE_STEP
+                return
             from vasa_jax.train.checkpoint import Checkpointer
 
             checkpointer = Checkpointer(data.face_workdir)
@@ -226,13 +231,26 @@ class MotionSource:
         return ClipRecord(motion=motion, audio=audio["audio"], identity=identity, seed=seed, **_toy_labels(truth))
 
 
+PUBLIC_FACE_STEP = -1  # the "step" of a public face model's weights (they have no training steps)
+
+
+def load_face_source(folder: str, step: int | None):
+    """(face model, params) of a stage-1 workdir at `step` or of a public face model's weights folder."""
+    if step == PUBLIC_FACE_STEP:
+        from vasa_jax.face.registry import load_public_face
+
+        return load_public_face(folder)
+    from vasa_jax.train.face import load_face_checkpoint
+
+    _, face, params = load_face_checkpoint(folder, step=step)
+    return face, params
+
+
 class _FaceMotion:
-    """A stage-1 model's motion vectors of rendered toy-world frames."""
+    """A face model's motion vectors of rendered toy-world frames or of shard frames."""
 
     def __init__(self, workdir: str, step: int, batch: int = 50):
-        from vasa_jax.train.face import load_face_checkpoint
-
-        _, self.face, self.params = load_face_checkpoint(workdir, step=step)
+        self.face, self.params = load_face_source(workdir, step)
         self.batch = batch
         self._encode = jax.jit(self.face.encode_motion)
 
@@ -258,7 +276,7 @@ class _FaceMotion:
                 batch = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.LANCZOS))
                                   for f in batch])
             out.append(self._encode_batch(batch))
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.face.config.motion_dim))
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.face.motion_dim))
 
     def _encode_batch(self, frames: np.ndarray) -> np.ndarray:
         pad = self.batch - frames.shape[0]  # one compiled shape

@@ -6,12 +6,14 @@
     motion = face.encode_motion(params, frames)          # [B, face.motion_dim]: z_pose then z_dyn
     frames = face.decode(params, v_app, z_id, motion)    # any pose and dynamics of that face
 
-Images are float [B, S, S, 3] in [0, 1] at face.image_size. Stage 2 sees only motion vectors, so any model
-with these three pure functions (FaceModel) can stand behind it.
+Images are float [B, S, S, 3] in [0, 1]: read at face.image_size, written at face.output_size. Stage 2 sees
+only motion vectors, so any model with these pure functions (FaceModel) can stand behind it; the registry
+(vasa_jax.face.registry) maps the name a checkpoint records to the implementation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 import flax.linen as nn
@@ -24,16 +26,32 @@ from vasa_jax.face.warping import from_canonical, to_canonical
 
 
 class FaceModel(Protocol):
-    """What stage 2 and sampling need from a face model: three pure functions of (params, inputs)."""
+    """What stage 2 and sampling need from a face model: pure functions of (params, inputs).
 
-    image_size: int
-    motion_dim: int  # z_pose (POSE_DIM) then z_dyn
+    Models are hashable and compare equal when they compute the same thing, so jitted functions take one as
+    a static argument. The two latents of encode_source are pytrees with a leading batch axis (arrays, or
+    dicts of arrays), opaque to everything but decode.
+    """
 
-    def encode_source(self, params, image: jax.Array) -> tuple[jax.Array, jax.Array]: ...
+    name: str  # the registry's name for the implementation
+    image_size: int  # side of the images encode_source / encode_motion read
+    output_size: int  # side of the images decode writes
+    motion_dim: int  # z_pose then z_dyn
+    pose_dim: int  # motion[:, :pose_dim] is z_pose in POSE_KEYS order (vasa_jax.pose)
+
+    def init(self, key: jax.Array): ...
+
+    def manifest(self) -> dict: ...  # what a checkpoint records to rebuild the model (registry.face_model)
+
+    def encode_source(self, params, image: jax.Array) -> tuple: ...
 
     def encode_motion(self, params, image: jax.Array) -> jax.Array: ...
 
-    def decode(self, params, v_app: jax.Array, z_id: jax.Array, motion: jax.Array) -> jax.Array: ...
+    def decode(self, params, appearance, identity, motion: jax.Array) -> jax.Array: ...
+
+    def relative_motion(self, source_motion, reference_motion, driving_motion) -> jax.Array: ...
+
+    def framer(self): ...  # frames portraits as the model's training frames were (vasa_jax.pipeline.portrait)
 
 
 class FaceNetwork(nn.Module):
@@ -78,11 +96,37 @@ class FaceNetwork(nn.Module):
 class WarpingFaceModel:
     """The FaceModel interface over FaceNetwork."""
 
+    name = "vasa"
+    pose_dim = POSE_DIM
+
     def __init__(self, config: FaceConfig):
         self.config = config
         self.network = FaceNetwork(config)
-        self.image_size = config.image_size
+        self.image_size = self.output_size = config.image_size
         self.motion_dim = config.motion_dim
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.config == self.config
+
+    def __hash__(self):
+        return hash((type(self), self.config))
+
+    def manifest(self) -> dict:
+        return {"implementation": self.name, "config": dataclasses.asdict(self.config)}
+
+    @classmethod
+    def from_manifest(cls, section: dict) -> "WarpingFaceModel":
+        return cls(FaceConfig.from_config(section["config"]))
+
+    def framer(self):
+        from vasa_jax.pipeline.portrait import Framer
+
+        return Framer(self.image_size)
+
+    def relative_motion(self, source_motion, reference_motion, driving_motion):
+        """The source's motion moved by the driving frames' change from the reference frame (pose and dynamics
+        are vectors here: the change adds). Shapes [1 or B, M] -> [B, M]."""
+        return source_motion + driving_motion - reference_motion
 
     def init(self, key: jax.Array):
         image = jnp.zeros((1, self.image_size, self.image_size, 3), jnp.float32)

@@ -7,7 +7,7 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
@@ -96,7 +96,8 @@ class VideoWriter:
     Audio may arrive all at once or in chunks; sample 0 plays with frame 0, and on close the audio is
     trimmed or padded with silence to exactly the frames' duration. `metadata` goes into the container
     (title, comment, ...). The file appears at `path` only when close() succeeds: a failed write leaves
-    neither a partial file nor a clobbered earlier one.
+    neither a partial file nor a clobbered earlier one. `finish(temporary_path)`, if given, runs on the complete
+    file just before it is moved to `path` (vasa_jax.provenance signs it there); if it raises, nothing appears.
 
         with VideoWriter("out.mp4", fps=25, metadata={"comment": "..."}) as w:
             w.write_audio(waveform)
@@ -106,8 +107,10 @@ class VideoWriter:
     _FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
     def __init__(self, path, *, fps: float, with_audio: bool = True, sample_rate: int = SAMPLE_RATE,
-                 metadata: dict | None = None, crf: int = 18, preset: str = "fast"):
+                 metadata: dict | None = None, crf: int = 18, preset: str = "fast",
+                 finish: Callable[[Path], None] | None = None):
         self.path = Path(path)
+        self._finish = finish
         if self.path.suffix.lower() not in self._FORMATS:
             raise MediaError(self.path, f"cannot write this format; use one of {sorted(self._FORMATS)}")
         if self.path.parent and not self.path.parent.is_dir():
@@ -181,6 +184,12 @@ class VideoWriter:
         self._mux(self._video.encode(None))
         self._container.close()
         self._container = None
+        if self._finish is not None:
+            try:
+                self._finish(Path(self._tmp))
+            except BaseException:
+                os.remove(self._tmp)
+                raise
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it private; give it a normal file's mode

@@ -34,7 +34,8 @@ def checkpoint_folder(path: str | os.PathLike, expected: str) -> Path:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The tensors of a weights file as float32 numpy arrays, keyed as in the file."""
+    """The tensors of a weights file as float32 numpy arrays, keyed as in the file (a file holding several
+    state dicts under names gives keys 'name.key')."""
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(path, "is a directory, not a weights file" if file.is_dir() else "weights file not found")
@@ -60,4 +61,69 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(path, f"cannot be read by torch.load(weights_only=True) ({e})") from None
     if not isinstance(state, dict):
         raise CheckpointError(path, f"holds a {type(state).__name__}, not a state dict")
-    return {k: v.detach().to(torch.float32).numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return {k: v.detach().to(torch.float32).numpy() for k, v in _flatten(state).items() if isinstance(v, torch.Tensor)}
+
+
+def _flatten(state: dict, prefix: str = "") -> dict:
+    """Nested state dicts (several networks saved in one file) -> one dict keyed 'outer.inner.key'."""
+    flat = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    """Nested dict of arrays -> {"a/b/c": array} (Flax names hold no '/')."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "/"))
+        else:
+            flat[name] = np.asarray(value)
+    return flat
+
+
+def unflatten(flat: dict[str, np.ndarray]) -> dict:
+    tree: dict = {}
+    for name, value in flat.items():
+        node = tree
+        *parents, leaf = name.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def read_weights_tree(path: Path) -> dict:
+    """A safetensors file of 'a/b/c' keys -> a nested float32 tree; CheckpointError if unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise CheckpointError(path, "not found: the checkpoint is incomplete")
+    try:
+        flat = load_file(path)
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise CheckpointError(path, f"cannot be read as safetensors (corrupt or truncated?): {e}") from None
+    return unflatten({k: v.astype(np.float32) for k, v in flat.items()})
+
+
+def check_tree(path: Path, params: dict, expected, what: str) -> None:
+    """Raise CheckpointError unless `params` has exactly the names and shapes of `expected` (a shape tree)."""
+    import jax
+
+    have = {k: v.shape for k, v in flatten(params).items()}
+    want = {"/".join(str(k.key) for k in keys): tuple(leaf.shape)
+            for keys, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]}
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing or extra:
+        raise CheckpointError(path, f"does not hold the {what} its manifest describes (missing {missing[:3]}, "
+                                    f"unexpected {extra[:3]})")
+    wrong = [k for k in want if have[k] != want[k]]
+    if wrong:
+        raise CheckpointError(path, f"{wrong[0]} is {have[wrong[0]]}; the {what} its manifest describes needs "
+                                    f"{want[wrong[0]]}")

@@ -26,8 +26,8 @@ import numpy as np
 
 from vasa_jax import __version__
 from vasa_jax.errors import ConfigError
-from vasa_jax.face.config import FaceConfig
-from vasa_jax.io.weights import CheckpointError, checkpoint_folder
+from vasa_jax.face.registry import face_model, is_public_face, load_public_face
+from vasa_jax.io.weights import CheckpointError, check_tree, checkpoint_folder, flatten, read_weights_tree
 from vasa_jax.motion.config import MotionConfig
 
 FORMAT = "vasa-jax-pipeline"
@@ -52,35 +52,12 @@ class PipelineCheckpoint:
     """A pipeline checkpoint read into memory (params as float32 numpy trees)."""
 
     path: Path
-    face: FaceConfig
+    face: object  # a FaceModel (vasa_jax.face.registry)
     motion: MotionConfig
     audio: dict  # {"encoder": "mel"} or {"encoder": "wav2vec2" / "hubert", "checkpoint": folder, "layer": ...}
     face_params: dict
     motion_params: dict  # {"denoiser": ..., "stats": ...}
     manifest: dict
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    """Nested dict of arrays -> {"a/b/c": array} (Flax names hold no '/')."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "/"))
-        else:
-            flat[name] = np.asarray(value)
-    return flat
-
-
-def unflatten(flat: dict[str, np.ndarray]) -> dict:
-    tree: dict = {}
-    for name, value in flat.items():
-        node = tree
-        *parents, leaf = name.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return tree
 
 
 def _plain(tree) -> dict:
@@ -118,8 +95,9 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
                     motion_step: int | None = None, copy_audio: bool = False, overwrite: bool = False) -> Path:
     """Writes a pipeline checkpoint to `out` from a stage-1 and a stage-2 workdir (EMA params of both).
 
-    The stage-2 run must have been trained on this face model's motion (motion_data.source = "face_model" with
-    motion_data.face_workdir = face_workdir): the motion it generates is what this decoder reads. face_step
+    The stage-2 run must have been trained on this face model's motion (motion_data.source = "face_model" or
+    "shards" with motion_data.face_workdir = face_workdir): the motion it generates is what this decoder reads.
+    face_workdir may also be a public face model's weights folder (LivePortrait's; vasa_jax.face.registry). face_step
     defaults to the step whose motion stage 2 was trained on (its config.json's motion_data.face_step), else the
     latest.
     copy_audio copies a Wav2Vec2 / HuBERT checkpoint folder into the pipeline folder (it is otherwise referred
@@ -135,7 +113,7 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
         raise ConfigError(f"{out}: already exists; choose a new folder or pass --overwrite")
     motion_config, motion, motion_params = load_motion_checkpoint(os.fspath(motion_workdir), step=motion_step)
     data = motion_config.get("motion_data", {})
-    if data.get("source") != "face_model":
+    if data.get("source") not in ("face_model", "shards"):
         raise ConfigError(f"{motion_workdir}: its motion model was trained on motion_data.source="
                           f"{data.get('source')!r}; a pipeline needs one trained on the face model's own motion "
                           f"(train.py motion --config.motion_data.source=face_model "
@@ -143,15 +121,19 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
     if os.path.realpath(data.get("face_workdir", "")) != os.path.realpath(face_workdir):
         raise ConfigError(f"{motion_workdir} was trained on the motion of {data.get('face_workdir')!r}, not of "
                           f"{face_workdir}; export it with that face model")
-    face_steps = _workdir_steps(face_workdir)
-    if face_step is None:
-        face_step = int(data.get("face_step", -1))  # recorded by the stage-2 run
-        if face_step < 0 and face_steps:
-            face_step = face_steps[-1]
-    if face_step not in face_steps:
-        raise ConfigError(f"{face_workdir}: holds no checkpoint of step {face_step} (it has {face_steps}); stage 2 "
-                          "must be trained on the motion of the face step exported (--face-step)")
-    _, face, face_params = load_face_checkpoint(os.fspath(face_workdir), step=face_step)
+    if is_public_face(face_workdir):  # a public face model's weights (LivePortrait): no training steps
+        face, face_params = load_public_face(face_workdir)
+        face_step = None
+    else:
+        face_steps = _workdir_steps(face_workdir)
+        if face_step is None:
+            face_step = int(data.get("face_step", -1))  # recorded by the stage-2 run
+            if face_step < 0 and face_steps:
+                face_step = face_steps[-1]
+        if face_step not in face_steps:
+            raise ConfigError(f"{face_workdir}: holds no checkpoint of step {face_step} (it has {face_steps}); "
+                              "stage 2 must be trained on the motion of the face step exported (--face-step)")
+        _, face, face_params = load_face_checkpoint(os.fspath(face_workdir), step=face_step)
     motion_step = _workdir_steps(motion_workdir)[-1] if motion_step is None else motion_step
     if motion.motion_dim != face.motion_dim:
         raise ConfigError(f"the motion model makes {motion.motion_dim}-d motion; the face model reads "
@@ -168,7 +150,7 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
         "format_version": FORMAT_VERSION,
         "vasa_jax_version": __version__,
         "weights_dtype": dtype,
-        "face": dataclasses.asdict(face.config),
+        "face": face.manifest(),
         "motion": dataclasses.asdict(motion),
         "audio": audio,
         "sources": {"face_workdir": os.path.abspath(face_workdir), "face_step": face_step,
@@ -207,41 +189,10 @@ def folder_size(path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _read_weights(path: Path) -> dict:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    if not path.is_file():
-        raise CheckpointError(path, "not found: the pipeline checkpoint is incomplete")
-    try:
-        flat = load_file(path)
-    except (SafetensorError, OSError, ValueError, TypeError) as e:
-        raise CheckpointError(path, f"cannot be read as safetensors (corrupt or truncated?): {e}") from None
-    return unflatten({k: v.astype(np.float32) for k, v in flat.items()})
-
-
-def _check_tree(path: Path, params: dict, expected, what: str) -> None:
-    """Raise CheckpointError unless `params` has exactly the names and shapes of `expected` (a shape tree)."""
-    import jax
-
-    have = {k: v.shape for k, v in flatten(params).items()}
-    want = {"/".join(str(k.key) for k in keys): tuple(leaf.shape)
-            for keys, leaf in jax.tree_util.tree_flatten_with_path(expected)[0]}
-    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
-    if missing or extra:
-        raise CheckpointError(path, f"does not hold the {what} pipeline.json describes (missing {missing[:3]}, "
-                                    f"unexpected {extra[:3]})")
-    wrong = [k for k in want if have[k] != want[k]]
-    if wrong:
-        raise CheckpointError(path, f"{wrong[0]} is {have[wrong[0]]}; the {what} pipeline.json describes needs "
-                                    f"{want[wrong[0]]}")
-
-
 def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
     """Reads and checks a pipeline checkpoint folder; CheckpointError naming the file for anything wrong."""
     import jax
 
-    from vasa_jax.face.model import WarpingFaceModel
     from vasa_jax.motion.denoiser import init_denoiser
     from vasa_jax.train.motion import placeholder_stats
 
@@ -261,7 +212,7 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
         raise CheckpointError(manifest_path, f"has format version {manifest.get('format_version')}; this vasa-jax "
                                              f"({__version__}) reads version {FORMAT_VERSION}")
     try:
-        face = FaceConfig.from_config(manifest["face"])
+        face = face_model(manifest["face"])
         motion = MotionConfig.from_config(manifest["motion"])
         motion.require_sizes()
         audio = dict(manifest["audio"])
@@ -273,12 +224,11 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
         checkpoint = Path(audio.get("checkpoint", ""))
         audio["checkpoint"] = str(checkpoint if checkpoint.is_absolute() else path / checkpoint)
 
-    face_params = _read_weights(path / FACE_WEIGHTS)
-    model = WarpingFaceModel(face)
-    _check_tree(path / FACE_WEIGHTS, face_params, jax.eval_shape(model.init, jax.random.key(0)), "face model")
-    motion_flat = _read_weights(path / MOTION_WEIGHTS)
+    face_params = read_weights_tree(path / FACE_WEIGHTS)
+    check_tree(path / FACE_WEIGHTS, face_params, jax.eval_shape(face.init, jax.random.key(0)), "face model")
+    motion_flat = read_weights_tree(path / MOTION_WEIGHTS)
     motion_params = {"denoiser": motion_flat.get("denoiser", {}), "stats": motion_flat.get("stats", {})}
     expected = {"denoiser": jax.eval_shape(lambda k: init_denoiser(motion, k), jax.random.key(0)),
                 "stats": placeholder_stats(motion)}
-    _check_tree(path / MOTION_WEIGHTS, motion_params, expected, "motion model")
+    check_tree(path / MOTION_WEIGHTS, motion_params, expected, "motion model")
     return PipelineCheckpoint(path, face, motion, audio, face_params, motion_params, manifest)

@@ -26,6 +26,9 @@ Controls (keyword arguments of generate / write / stream):
     crop                True: find the face and crop it as training frames were; False: the image's centred
                         square, for images that are already framed
     size                output side in pixels (default: the model's resolution); frames are resized
+    pasteback           True (default): where the face model's framing allows it (LivePortrait), the animated
+                        crop is put back into the whole photo at the photo's resolution (capped, even sides),
+                        and size does not apply; False: the square crop
     pose_from           a video or motion file (or a pose array [L, >= 6], e.g. from Pipeline.pose_track) whose
                         head pose replaces the generated one while lips and expression follow the audio
                         (pose.py: shorter sources play back and forth)
@@ -51,16 +54,15 @@ import numpy as np
 from vasa_jax import __version__
 from vasa_jax.audio.features import FPS, SAMPLES_PER_FRAME, as_waveform, num_frames
 from vasa_jax.errors import ConfigError
-from vasa_jax.face.config import POSE_DIM, FaceConfig
-from vasa_jax.face.model import WarpingFaceModel
 from vasa_jax.io import SAMPLE_RATE, MediaError, VideoWriter
 from vasa_jax.io.errors import check_readable_file
 from vasa_jax.io.weights import CheckpointError
 from vasa_jax.motion.config import CONDITIONS, SAMPLERS, MotionConfig
 from vasa_jax.motion.sampling import Controls, MotionStream
 from vasa_jax.pipeline.checkpoint import bundled_demo_dir, read_pipeline_checkpoint
-from vasa_jax.pipeline.portrait import Framer, Portrait
-from vasa_jax.pipeline.pose import check_motion_path, load_pose_source, pose_indices, save_motion
+from vasa_jax.pipeline.portrait import Portrait
+from vasa_jax.pipeline.pose import check_motion_path, load_pose_source, pose_indices, save_motion, video_motion
+from vasa_jax.provenance import ProvenanceMarker
 
 AVERAGE = "average"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
@@ -85,12 +87,15 @@ class Video:
     motion: np.ndarray  # [T, M] float32, z_pose then z_dyn, as rendered
     portrait: Portrait
 
-    def write(self, path, *, overwrite: bool = False) -> Path:
-        """Writes an mp4 (H.264 + AAC) with provenance metadata."""
+    def write(self, path, *, overwrite: bool = False, watermark: bool = True) -> Path:
+        """Writes an mp4 (H.264 + AAC) with provenance metadata, the invisible watermark in the frames and a
+        signed C2PA manifest (vasa_jax.provenance); watermark=False (research use): neither of the two."""
         path = check_output(path, overwrite=overwrite)
-        with VideoWriter(path, fps=self.fps, sample_rate=self.sample_rate, metadata=provenance_metadata()) as w:
+        marker = ProvenanceMarker(path, enabled=watermark)
+        with VideoWriter(path, fps=self.fps, sample_rate=self.sample_rate, metadata=provenance_metadata(),
+                         finish=marker.finish) as w:
             w.write_audio(self.audio)
-            w.write(self.frames)
+            w.write(marker.frames(self.frames))
         return path
 
 
@@ -165,7 +170,8 @@ class Settings:
     seed: int
     crop: bool
     size: int
-    pose_from: str | np.ndarray | None  # a file, or z_pose [L, POSE_DIM]
+    pasteback: bool  # frames put back into the whole photo where the face model's framing allows it
+    pose_from: str | np.ndarray | None  # a file, or z_pose [L, face.pose_dim]
     save_motion: Path | None
 
 
@@ -200,11 +206,15 @@ class Generation:
 
     def _run(self):
         pipeline, size = self._pipeline, self.settings.size
+        paste = self.portrait.paste if self.settings.pasteback else None
+        if paste is not None:
+            size = pipeline.face.output_size  # the crop goes back into the photo at the photo's resolution
         for window in self._windows:
             self.windows_sampled += 1
             window = np.array(window, np.float32)
             if self._pose is not None:
-                window[:, :POSE_DIM] = self._pose[pose_indices(self._frames_done, len(window), len(self._pose))]
+                rows = pose_indices(self._frames_done, len(window), len(self._pose))
+                window[:, :pipeline.face.pose_dim] = self._pose[rows]
             self._motion.append(window)
             self._frames_done += len(window)
             # Every batch of the window is dispatched before the first is read back: the device works on the
@@ -212,31 +222,41 @@ class Generation:
             pending = [pipeline._render_batch(self._latents, window[i:i + pipeline.decode_batch], size)
                        for i in range(0, len(window), pipeline.decode_batch)]
             for frames, count in pending:
-                yield np.asarray(frames)[:count]
+                yield np.asarray(frames if paste is None else paste(frames))[:count]
         if self._frames_done == 0:
             raise MediaError(None, "the audio stream ended before one frame's worth (40 ms) of audio arrived")
         if self.settings.save_motion is not None:
             save_motion(self.settings.save_motion, self.motion)
 
 
-# Compiled per face config (hashable), not per Pipeline: pipelines of one model share their programs.
-@functools.partial(jax.jit, static_argnames=("config",))
-def _encode_source(params, image, *, config: FaceConfig):
-    return WarpingFaceModel(config).encode_source(params, image)
+# Compiled per face model (hashable, equal when they compute the same), not per Pipeline: pipelines of one
+# model share their programs.
+@functools.partial(jax.jit, static_argnames=("face",))
+def _encode_source(params, image, *, face):
+    return face.encode_source(params, image)
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def _encode_poses(params, images, *, config: FaceConfig):
-    return WarpingFaceModel(config).encode_motion(params, images)[:, :POSE_DIM]
+@functools.partial(jax.jit, static_argnames=("face",))
+def _encode_poses(params, images, *, face):
+    return face.encode_motion(params, images)[:, :face.pose_dim]
 
 
-@functools.partial(jax.jit, static_argnames=("config", "size"))
-def _render(params, v_app, z_id, motion, *, config: FaceConfig, size: int):
-    """uint8 frames [B, size, size, 3] of the portrait (v_app, z_id: batch 1) driven by motion [B, M]."""
+@functools.partial(jax.jit, static_argnames=("face",))
+def _encode_motion(params, images, *, face):
+    return face.encode_motion(params, images)
+
+
+@functools.partial(jax.jit, static_argnames=("face",))
+def _relative_motion(source, reference, driving, *, face):
+    return face.relative_motion(source, reference, driving)
+
+
+@functools.partial(jax.jit, static_argnames=("face", "size"))
+def _render(params, appearance, identity, motion, *, face, size: int):
+    """uint8 frames [B, size, size, 3] of the portrait (latents: batch 1) driven by motion [B, M]."""
     b = motion.shape[0]
-    v = jnp.broadcast_to(v_app, (b,) + v_app.shape[1:])
-    z = jnp.broadcast_to(z_id, (b,) + z_id.shape[1:])
-    images = WarpingFaceModel(config).decode(params, v, z, motion)
+    appearance, identity = jax.tree.map(lambda x: jnp.broadcast_to(x, (b,) + x.shape[1:]), (appearance, identity))
+    images = face.decode(params, appearance, identity, motion)
     if size != images.shape[1]:
         images = jax.image.resize(images, (b, size, size, 3), "cubic", antialias=True)
     return jnp.clip(jnp.round(images * 255.0), 0, 255).astype(jnp.uint8)
@@ -251,7 +271,7 @@ class Pipeline:
     fps = FPS
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, face: WarpingFaceModel, face_params, motion_config: MotionConfig, motion_params,
+    def __init__(self, face, face_params, motion_config: MotionConfig, motion_params,
                  audio_encoder, *, decode_batch: int = 16, name: str | None = None):
         motion_config.require_sizes()
         if motion_config.motion_dim != face.motion_dim:
@@ -261,12 +281,12 @@ class Pipeline:
             raise ConfigError(f"the audio encoder gives {audio_encoder.dim}-d features; the motion model was trained "
                               f"on {motion_config.audio_dim}-d")
         self.face, self.motion_config, self.audio_encoder, self.name = face, motion_config, audio_encoder, name
-        self.image_size = face.image_size
+        self.image_size = face.output_size
         self.face_params = jax.device_put(face_params)
         self.motion_params = jax.device_put(motion_params)
         window = motion_config.window
         self.decode_batch = -(-window // -(-window // max(1, int(decode_batch))))
-        self.framer = Framer(face.image_size)
+        self.framer = face.framer()
 
     @classmethod
     def from_checkpoint(cls, path, **options) -> "Pipeline":
@@ -284,14 +304,14 @@ class Pipeline:
             encoder = make_config_audio_encoder(audio)
         except ValueError as e:
             raise CheckpointError(ckpt.path, f"names an unusable audio encoder ({e})") from None
-        return cls(WarpingFaceModel(ckpt.face), ckpt.face_params, ckpt.motion, ckpt.motion_params, encoder,
+        return cls(ckpt.face, ckpt.face_params, ckpt.motion, ckpt.motion_params, encoder,
                    name=str(ckpt.path), **options)
 
     # ---- options ---------------------------------------------------------------------------------------------
 
     def settings(self, *, gaze=(0.0, 0.0), distance=AVERAGE, emotion=None, cfg: Mapping[str, float] | None = None,
                  steps: int | None = None, sampler: str | None = None, seed: int = 0, crop: bool = True,
-                 size: int | None = None, pose_from=None, save_motion=None) -> Settings:
+                 size: int | None = None, pasteback: bool = True, pose_from=None, save_motion=None) -> Settings:
         """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work."""
         mc = self.motion_config
 
@@ -340,16 +360,17 @@ class Pipeline:
             pose_from = os.fspath(pose_from)
         elif pose_from is not None:
             pose_from = np.asarray(pose_from, np.float32)
-            if pose_from.ndim != 2 or pose_from.shape[0] < 1 or pose_from.shape[1] < POSE_DIM:
-                raise ConfigError(f"pose_from as an array must be [L, >= {POSE_DIM}] (z_pose first); got "
+            pose_dim = self.face.pose_dim
+            if pose_from.ndim != 2 or pose_from.shape[0] < 1 or pose_from.shape[1] < pose_dim:
+                raise ConfigError(f"pose_from as an array must be [L, >= {pose_dim}] (z_pose first); got "
                                   f"{pose_from.shape}")
-            if not np.all(np.isfinite(pose_from[:, :POSE_DIM])):
+            if not np.all(np.isfinite(pose_from[:, :pose_dim])):
                 raise ConfigError("pose_from holds NaN or infinite values")
-            pose_from = pose_from[:, :POSE_DIM]
+            pose_from = pose_from[:, :pose_dim]
         return Settings(Controls(gaze=None if gaze is None else jnp.asarray(gaze),
                                  distance=None if distance is None else jnp.asarray(distance),
                                  emotion=None if emotion is None else jnp.asarray(emotion)),
-                        cfg, int(steps), sampler, int(seed), bool(crop), int(size),
+                        cfg, int(steps), sampler, int(seed), bool(crop), int(size), bool(pasteback),
                         pose_from, save_motion)
 
     # ---- the parts ---------------------------------------------------------------------------------------------
@@ -363,10 +384,16 @@ class Pipeline:
         return load_speech(audio)
 
     def pose_track(self, pose_from, *, crop: bool = True) -> np.ndarray:
-        """z_pose [L, POSE_DIM] of a pose source (pose.py)."""
+        """z_pose [L, face.pose_dim] of a pose source (pose.py)."""
         return load_pose_source(pose_from, self.framer,
-                                lambda x: _encode_poses(self.face_params, x, config=self.face.config),
+                                lambda x: _encode_poses(self.face_params, x, face=self.face),
                                 crop=crop, batch=self.decode_batch)
+
+    def drive_track(self, video, *, crop: bool = True) -> np.ndarray:
+        """The face model's motion [T, M] of a driving video's frames at 25 fps (pose.video_motion)."""
+        check_readable_file(video)
+        return video_motion(video, self.framer, lambda x: _encode_motion(self.face_params, x, face=self.face),
+                            crop=crop, batch=self.decode_batch)
 
     def _begin(self, image, settings: Settings):
         portrait = self.portrait(image, crop=settings.crop)
@@ -381,7 +408,7 @@ class Pipeline:
 
     def _encode(self, image: np.ndarray):
         """(V_app, z_id) of a framed uint8 [S, S, 3] portrait."""
-        return _encode_source(self.face_params, jnp.asarray(image[None], jnp.float32) / 255.0, config=self.face.config)
+        return _encode_source(self.face_params, jnp.asarray(image[None], jnp.float32) / 255.0, face=self.face)
 
     def _motion_stream(self, settings: Settings, audio_stream=None) -> MotionStream:
         return MotionStream(self.motion_params, settings.controls, jax.random.key(settings.seed),
@@ -392,7 +419,7 @@ class Pipeline:
         """(frames [decode_batch, size, size, 3] on the device, how many are real) for motion [n <= batch, M]."""
         n = motion.shape[0]
         padded = np.concatenate([motion, np.repeat(motion[-1:], self.decode_batch - n, axis=0)])
-        return _render(self.face_params, *latents, jnp.asarray(padded), config=self.face.config, size=size), n
+        return _render(self.face_params, *latents, jnp.asarray(padded), face=self.face, size=size), n
 
     # ---- generation --------------------------------------------------------------------------------------------
 
@@ -413,6 +440,27 @@ class Pipeline:
 
         return Generation(self, portrait, latents, settings, windows(), pose, num_frames=num_frames(waveform.size),
                           audio=waveform)
+
+    def drive(self, image, video, **options) -> Generation:
+        """Video-driven reenactment (LivePortrait's own task): the portrait moves as the driving video's face
+        moves from its first frame (the face model's relative_motion: its expression and pose changes applied
+        to the portrait's own), no motion generator involved. The generation's audio is the video's (silence
+        if it has none)."""
+        return self._drive(image, video, self.settings(**options))
+
+    def _drive(self, image, video, settings: Settings) -> Generation:
+        portrait, latents, pose = self._begin(image, settings)
+        driving = self.drive_track(video, crop=settings.crop)
+        source = _encode_motion(self.face_params, jnp.asarray(portrait.image[None], jnp.float32) / 255.0,
+                                face=self.face)
+        motion = np.asarray(_relative_motion(source, driving[:1], driving, face=self.face))
+        try:
+            waveform = load_speech(video)
+        except MediaError:  # a driving video without sound drives the face all the same
+            waveform = np.zeros(len(motion) * SAMPLES_PER_FRAME, np.float32)
+        window = self.motion_config.window
+        windows = (motion[i:i + window] for i in range(0, len(motion), window))
+        return Generation(self, portrait, latents, settings, windows, pose, num_frames=len(motion), audio=waveform)
 
     def generate(self, image, audio, **options) -> Video:
         """The whole video in memory (frames [T, H, W, 3] uint8, T = the audio's frames at 25 fps)."""
@@ -448,7 +496,7 @@ class Pipeline:
         returns the seconds it took."""
         started = time.perf_counter()
         settings = self.settings(**{k: v for k, v in options.items() if k not in ("pose_from", "save_motion")})
-        latents = self._encode(np.zeros((self.image_size, self.image_size, 3), np.uint8))
+        latents = self._encode(np.zeros((self.face.image_size, self.face.image_size, 3), np.uint8))
         silence = np.zeros(self.motion_config.window * SAMPLES_PER_FRAME, np.float32)
         window = self._motion_stream(settings).push(self.audio_encoder.features(silence))[0]
         if stream:
@@ -460,24 +508,33 @@ class Pipeline:
         return time.perf_counter() - started
 
     def write(self, path, image, audio, *, overwrite: bool = False, progress: bool = False,
-              stream_chunk_seconds: float | None = None, **options) -> WriteReport:
-        """Generates and writes an mp4 (H.264 + AAC, provenance metadata), frames written as they are made.
+              stream_chunk_seconds: float | None = None, drive=None, watermark: bool = True,
+              **options) -> WriteReport:
+        """Generates and writes an mp4 (H.264 + AAC, provenance metadata), frames written as they are made, each
+        batch watermarked on its way and the finished file signed with a C2PA manifest (vasa_jax.provenance;
+        watermark=False, for research use: neither of the two).
 
         stream_chunk_seconds: None = offline; a number = online, the audio delivered to stream() in chunks of
         that length as fast as it is taken (the report then gives the first-frame latency: from the first
-        chunk to the first frame ready, compute only). progress: a tqdm bar on stderr.
+        chunk to the first frame ready, compute only). progress: a tqdm bar on stderr. drive: a driving video
+        (Pipeline.drive) instead of the motion generator; audio None then takes the video's sound.
         """
         from tqdm import tqdm
 
         path = check_output(path, overwrite=overwrite)
         settings = self.settings(**options)
-        waveform = self.load_audio(audio)
-        total = num_frames(waveform.size)
-        first_chunk = []
+        marker = ProvenanceMarker(path, enabled=watermark)
         started = time.perf_counter()
-        if stream_chunk_seconds is None:
-            generation = self._start(image, waveform, settings)
+        first_chunk = []
+        streaming = drive is None and stream_chunk_seconds is not None
+        if drive is not None:
+            generation = self._drive(image, drive, settings)
+            waveform = generation.audio if audio is None else self.load_audio(audio)
+            total = generation.num_frames
         else:
+            waveform = self.load_audio(audio)
+            total = num_frames(waveform.size)
+        if streaming:
             step = max(1, int(round(stream_chunk_seconds * SAMPLE_RATE)))
 
             def chunks():
@@ -488,15 +545,18 @@ class Pipeline:
                     yield waveform[i:i + step]
 
             generation = self._stream(image, chunks(), settings)
+        elif drive is None:
+            generation = self._start(image, waveform, settings)
         latency = None
-        with VideoWriter(path, fps=FPS, sample_rate=SAMPLE_RATE, metadata=provenance_metadata()) as writer, \
+        with VideoWriter(path, fps=FPS, sample_rate=SAMPLE_RATE, metadata=provenance_metadata(),
+                         finish=marker.finish) as writer, \
                 tqdm(total=total, unit="frame", desc="generating", disable=not progress, leave=False) as bar:
-            if stream_chunk_seconds is None:
+            if not streaming:
                 writer.write_audio(waveform)
             for frames in generation:
                 if latency is None and first_chunk:
                     latency = time.perf_counter() - first_chunk[0]
-                writer.write(frames)
+                writer.write(marker.frames(frames))
                 bar.update(len(frames))
         return WriteReport(path, writer.num_frames, time.perf_counter() - started, generation.motion,
                            generation.portrait, latency)

@@ -29,6 +29,7 @@ class Portrait:
     source: str | None  # the file it came from (None for an array)
     faces: int  # faces found (0 when not cropped); the largest is the one used
     box: tuple[float, float, float, float] | None  # the crop (centre x, centre y, side) in source pixels
+    paste: object | None = None  # frames [B, S', S', 3] uint8 at the model's output -> the whole photo's frames
 
 
 def load_portrait_image(image) -> tuple[np.ndarray, str | None]:
@@ -76,12 +77,16 @@ class Framer:
         """
         from vasa_jax.data.faces import crop_box
 
+        points, faces = self.face_landmarks(image, source)
+        return crop_box(points), faces
+
+    def face_landmarks(self, image: np.ndarray, source: str | None) -> tuple[np.ndarray, int]:
+        """(dlib's 68 landmarks [68, 2] of the largest face, number of faces); NoFaceError if there is none."""
         boxes = self.detector.detect(image, both=True)
         if len(boxes) == 0:
             raise NoFaceError(source, "no face found; use a photo with one clearly visible face, or --no-crop "
                                       "(crop=False) for an image that is already a face crop")
-        points = self.detector.landmarks(image, boxes[0])
-        return crop_box(points), len(boxes)
+        return self.detector.landmarks(image, boxes[0]), len(boxes)
 
     def crop(self, image: np.ndarray, box) -> np.ndarray:
         from vasa_jax.data.faces import crop_image

@@ -84,30 +84,30 @@ def video_frames_25fps(path):
         yield frame
 
 
-def video_poses(path, framer, encode_poses, *, crop: bool, batch: int) -> np.ndarray:
-    """z_pose [T, POSE_DIM] of a video's frames at 25 fps.
+def video_motion(path, framer, encode, *, crop: bool, batch: int) -> np.ndarray:
+    """What `encode` gives for each of a video's frames at 25 fps: [T, C].
 
-    framer: a portrait.Framer for the model's size. crop=True finds the face on the first frame and crops every
+    framer: the face model's portrait.Framer. crop=True finds the face on the first frame and crops every
     frame with that one box, so head motion inside the video stays head motion; crop=False takes each frame's
-    centred square. encode_poses: frames float [batch, S, S, 3] in [0, 1] -> poses [batch, POSE_DIM].
+    centred square. encode: frames float [batch, S, S, 3] in [0, 1] -> [batch, C] (poses or whole motion).
     Frames go through in batches of `batch` (the last padded): memory stays bounded for long videos.
     """
     from vasa_jax.pipeline.portrait import MIN_SIDE, center_square
 
-    box, pending, poses = None, [], []
+    box, pending, rows = None, [], []
 
     def run(final=False):
         if not pending or (len(pending) < batch and not final):
             return
         n = len(pending)
         images = np.stack(pending + [pending[-1]] * (batch - n)).astype(np.float32) / 255.0
-        poses.append(np.asarray(encode_poses(images))[:n])
+        rows.append(np.asarray(encode(images))[:n])
         pending.clear()
 
     for frame in video_frames_25fps(path):
         if min(frame.shape[:2]) < MIN_SIDE:
-            raise MediaError(path, f"video is {frame.shape[1]}x{frame.shape[0]} pixels; a pose source needs at least "
-                                   f"{MIN_SIDE} on each side")
+            raise MediaError(path, f"video is {frame.shape[1]}x{frame.shape[0]} pixels; a driving or pose video "
+                                   f"needs at least {MIN_SIDE} on each side")
         if crop:
             if box is None:
                 box, _ = framer.face_box(frame, os.fspath(path))
@@ -116,9 +116,9 @@ def video_poses(path, framer, encode_poses, *, crop: bool, batch: int) -> np.nda
             pending.append(center_square(frame, framer.size))
         run()
     run(final=True)
-    if not poses:
+    if not rows:
         raise MediaError(path, "contains no video frames")
-    return np.concatenate(poses).astype(np.float32)
+    return np.concatenate(rows).astype(np.float32)
 
 
 def load_pose_source(path, framer, encode_poses, *, crop: bool, batch: int) -> np.ndarray:
@@ -126,7 +126,7 @@ def load_pose_source(path, framer, encode_poses, *, crop: bool, batch: int) -> n
     check_readable_file(path)
     if Path(path).suffix.lower() in MOTION_SUFFIXES:
         return load_motion_file(path)[:, :POSE_DIM]
-    return video_poses(path, framer, encode_poses, crop=crop, batch=batch)
+    return video_motion(path, framer, encode_poses, crop=crop, batch=batch)[:, :POSE_DIM]
 
 
 def pose_indices(start: int, count: int, length: int) -> np.ndarray:

@@ -1,0 +1,183 @@
+"""LivePortrait in JAX against upstream (recorded reference at reduced widths), its loaders and converter, and
+the face interface and pipeline over it.
+
+tests/data/liveportrait_small was recorded by tests/reference/liveportrait_parity.py --small --record from
+upstream's own networks (random weights, saved in upstream's layout as float16 values; see that script).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from pipeline_models import speech, toy_portrait
+from vasa_jax.face.liveportrait import LivePortraitFaceModel, load_liveportrait
+from vasa_jax.face.liveportrait.config import LivePortraitConfig, small
+from vasa_jax.face.liveportrait.convert import convert
+from vasa_jax.face.liveportrait.convert import main as convert_main
+from vasa_jax.face.liveportrait.face_model import rotation_angles
+from vasa_jax.face.liveportrait.framing import paste_size
+from vasa_jax.face.registry import face_model
+from vasa_jax.io import CheckpointError, read_video
+
+DATA = Path(__file__).parent / "data" / "liveportrait_small"
+sys.path.insert(0, str(Path(__file__).parent / "reference"))
+from liveportrait_parity import ours, strided  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with np.load(DATA / "reference.npz") as f:
+        return dict(f)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_liveportrait(DATA, config=small())
+
+
+def test_every_public_function_matches_upstream(loaded, reference):
+    model, params = loaded
+    inputs = {k[len("input_"):]: v.astype(np.float32) for k, v in reference.items() if k.startswith("input_")}
+    got = ours(model, params, inputs)
+    names = [k[len("output_"):] for k in reference if k.startswith("output_")]
+    assert len(names) == 16
+    for name in names:
+        want = reference[f"output_{name}"]
+        mine, stride = strided(name, got[name])
+        assert stride == int(reference[f"stride_{name}"]) and mine.shape == want.shape, name
+        scale = max(np.abs(want).max(), 1e-6)
+        assert np.abs(mine - want).max() / scale < 1e-4, name
+    assert np.abs(got["generate"][:, ::4, ::4] - reference["output_generate"]).max() < 1e-3
+
+
+def test_converted_folder_loads_and_renders_without_torch(loaded, tmp_path):
+    model, params = loaded
+    out = convert(DATA, tmp_path / "converted", config=small())
+    assert sorted(p.name for p in out.iterdir()) == ["liveportrait.json", "liveportrait.safetensors"]
+    assert convert_main(["--weights", str(DATA), "--out", str(out)]) == 2  # never replaces without --overwrite
+    script = ("import sys; sys.modules['torch'] = None\n"
+              "import numpy as np, jax.numpy as jnp\n"
+              "from vasa_jax.face.liveportrait import load_liveportrait\n"
+              f"model, params = load_liveportrait({str(out)!r})\n"
+              "w = jnp.asarray(np.linspace(-1, 1, 64 * 64 * 16).reshape(1, 64, 64, 16), jnp.float32)\n"
+              "np.save(sys.argv[1], np.asarray(model.generate(params, w)))\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "image.npy")], capture_output=True,
+                            text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    w = jnp.asarray(np.linspace(-1, 1, 64 * 64 * 16).reshape(1, 64, 64, 16), jnp.float32)
+    np.testing.assert_allclose(np.load(tmp_path / "image.npy"), np.asarray(model.generate(params, w)), atol=1e-6)
+
+
+def test_bad_weights_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="holds no LivePortrait weights"):
+        load_liveportrait(tmp_path)
+    with pytest.raises(CheckpointError, match=r"appearance_feature_extractor.pth: missing key for resblocks_3d"):
+        load_liveportrait(DATA)  # full-size networks, small files
+    broken = tmp_path / "broken"
+    for file in DATA.rglob("*.pth"):
+        (broken / file.relative_to(DATA)).parent.mkdir(parents=True, exist_ok=True)
+        (broken / file.relative_to(DATA)).write_bytes(file.read_bytes())
+    state = torch.load(broken / "base_models/motion_extractor.pth", weights_only=True)
+    state["detector.fc_kp.weight"] = state["detector.fc_kp.weight"][:-3]
+    torch.save(state, broken / "base_models/motion_extractor.pth")
+    with pytest.raises(CheckpointError, match=r"motion_extractor.pth: detector.fc_kp.weight has shape"):
+        load_liveportrait(broken, config=small())
+    (broken / "base_models/motion_extractor.pth").write_bytes((DATA / "base_models/motion_extractor.pth").read_bytes())
+    (broken / "base_models/warping_module.pth").unlink()
+    with pytest.raises(CheckpointError, match=r"warping_module.pth: not found"):
+        load_liveportrait(broken, config=small())
+    (broken / "base_models/spade_generator.pth").write_bytes(b"not a pickle")
+    assert convert_main(["--weights", str(broken), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_face_interface(loaded):
+    _, params = loaded
+    face = LivePortraitFaceModel(small())
+    assert face_model(json.loads(json.dumps(face.manifest()))) == face
+    assert (face.image_size, face.output_size, face.motion_dim, face.pose_dim) == (256, 512, 69, 6)
+    image = jnp.asarray(toy_portrait(256)[None], jnp.float32) / 255.0
+    f_s, source = face.encode_source(params, image)
+    motion = face.encode_motion(params, image)
+    assert f_s.shape == (1, 16, 64, 64, 4) and motion.shape == (1, 69)
+    frames = face.decode(params, f_s, source, motion)
+    assert frames.shape == (1, 512, 512, 3) and 0 <= float(frames.min()) and float(frames.max()) <= 1
+    # Driving with the source's own motion: upstream's relative motion gives the source back.
+    rng = np.random.default_rng(0)
+    driving = motion + jnp.asarray(rng.normal(0, [5, 5, 5, 0.02, 0.02, 0.02] + [0.01] * 63, (3, 69)), jnp.float32)
+    np.testing.assert_allclose(face.relative_motion(motion, driving[:1], driving[:1]), motion, atol=1e-4)
+    moved = face.relative_motion(motion, driving[:1], driving)
+    assert moved.shape == (3, 69) and np.abs(np.asarray(moved[1:] - moved[:1])).max() > 1e-3
+
+
+def test_rotation_angles_invert_the_rotation():
+    from vasa_jax.face.liveportrait.camera import rotation_matrix
+
+    rng = np.random.default_rng(1)
+    pitch, yaw, roll = (jnp.asarray(rng.uniform(-60, 60, 8), jnp.float32) for _ in range(3))
+    for got, want in zip(rotation_angles(rotation_matrix(pitch, yaw, roll)), (pitch, yaw, roll)):
+        np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Stage 2 trained (2 steps) on LivePortrait's motion and exported with it: the face_model motion source
+    with LivePortrait's weights (a converted small folder) in place of a stage-1 workdir."""
+    from vasa_jax.config import load_config
+    from vasa_jax.pipeline import export_pipeline
+    from vasa_jax.train.motion import train_motion
+
+    root = tmp_path_factory.mktemp("lp_stage2")
+    weights = convert(DATA, root / "lp", config=small())
+    config = load_config("configs/tiny.py")
+    config.motion_data.cache_dir = str(root / "cache")
+    config.motion_data.source, config.motion_data.face_workdir = "face_model", str(weights)
+    config.motion_data.train_clips = 2
+    config.motion_train.steps, config.motion_train.checkpoint_every = 2, 2
+    train_motion(config, str(root / "motion"), quiet=True)
+    return root, export_pipeline(weights, root / "motion", root / "pipeline")
+
+
+def test_stage_two_trains_on_liveportrait_motion_and_exports_a_pipeline(trained):
+    from vasa_jax.pipeline import load_pipeline
+    from vasa_jax.train.motion import load_motion_checkpoint
+
+    root, out = trained
+    _, motion, _ = load_motion_checkpoint(str(root / "motion"))
+    assert motion.motion_dim == 69
+    assert json.loads((out / "pipeline.json").read_text())["face"]["implementation"] == "liveportrait"
+    assert load_pipeline(out).face == LivePortraitFaceModel(small())
+
+
+def test_pipeline_pastes_back_and_drives(trained, tmp_path):
+    from vasa_jax.io import write_video
+    from vasa_jax.pipeline import load_pipeline
+
+    pipeline = load_pipeline(trained[1])
+    photo = np.zeros((400, 300, 3), np.uint8) + 90
+    photo[136:264, 86:214] = toy_portrait(128)
+    audio = speech(0.32)
+    report = pipeline.write(tmp_path / "talk.mp4", photo, audio)
+    frames = read_video(report.path).frames
+    assert frames.shape == (8, *paste_size(400, 300), 3) == (8, 400, 300, 3)
+    assert report.motion.shape == (8, 69)
+    assert np.abs(frames[:, :12, :12].astype(float) - 90).mean() < 3  # outside the crop the photo stays
+    square = pipeline.write(tmp_path / "crop.mp4", photo, audio, pasteback=False)
+    assert read_video(square.path).frames.shape[1:] == (512, 512, 3)
+    write_video(tmp_path / "drive.mp4", np.repeat(toy_portrait(128)[None], 5, 0), fps=25)
+    driven = pipeline.write(tmp_path / "driven.mp4", photo, None, drive=tmp_path / "drive.mp4")
+    assert driven.num_frames == 5
+    # A still driving video (up to its H.264 noise) holds the portrait still.
+    np.testing.assert_allclose(driven.motion, np.repeat(driven.motion[:1], 5, 0), atol=0.05)
+
+
+def test_full_size_config_round_trips():
+    config = LivePortraitConfig()
+    assert LivePortraitConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config

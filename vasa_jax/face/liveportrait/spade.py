@@ -1,0 +1,203 @@
+"""LivePortrait's SPADE decoder G: the warped feature map [B, 64, 64, 256] -> the image [B, 512, 512, 3] in
+[0, 1]. Every normalisation is modulated by the warped features themselves (SPADE), resized to its size.
+
+The residual blocks' convolutions are spectrally normalised upstream; weights.convert bakes the stored
+normalisation into plain kernels at load, so here they are ordinary convolutions.
+
+The parameters are upstream's, module by module; the computation is regrouped where that is faster and exact
+up to float rounding. Every SPADE's shared conv reads the same segmap, so those of one resolution run as one
+conv; at 128 and 256 the segmap is the 64 x 64 feature map upsampled (nearest), and a 3x3 conv of a nearest
+upsampling is computed at the low resolution with per-phase 2x2 kernels (4/9 of the multiplications);
+gamma and beta run as one conv, and a block's norms share one instance normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vasa_jax.face.liveportrait import weights
+from vasa_jax.face.liveportrait.config import SpadeConfig
+from vasa_jax.face.liveportrait.layers import Conv, instance_norm, leaky_relu, upsample_nearest
+
+SPADE_HIDDEN = 128  # width of each SPADE's shared conv (fixed upstream)
+OUT_CHANNELS = 64  # width of the last residual block (upstream's default, not in models.yaml)
+NUM_MIDDLE_BLOCKS = 6
+
+
+def pixel_shuffle(x, factor: int = 2):
+    """torch.nn.PixelShuffle, channels-last: [B, H, W, C * f * f] -> [B, H * f, W * f, C], where output
+    (h * f + i, w * f + j, c) reads input channel c * f * f + i * f + j."""
+    b, h, w, c = x.shape
+    c //= factor * factor
+    x = x.reshape(b, h, w, c, factor, factor)
+    return jnp.transpose(x, (0, 1, 4, 2, 5, 3)).reshape(b, h * factor, w * factor, c)
+
+
+def conv3x3(x, kernel, bias, padding: int = 1):
+    """A 3x3 (or any odd) conv with torch's zero padding; kernel [k, k, Cin, Cout], computed in x's dtype."""
+    y = jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), (1, 1), [(padding, padding)] * 2,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias.astype(x.dtype)
+
+
+def _phase_taps(factor: int) -> np.ndarray:
+    """[factor, 2, 3]: for output phase p of a nearest upsampling by `factor`, which of the two low-resolution
+    samples of its window each tap of a 3x3 conv (padding 1) reads. Phase p's window starts one sample early
+    for p = 0 and at its own sample otherwise (see conv3x3_of_upsampled)."""
+    taps = np.zeros((factor, 2, 3), np.float32)
+    for p in range(factor):
+        start = -1 if p == 0 else 0
+        for t in range(3):
+            taps[p, (p + t - 1) // factor - start, t] = 1
+    return taps
+
+
+def conv3x3_of_upsampled(x, kernel, bias, factor: int):
+    """conv3x3(upsample_nearest(x, factor)) with padding 1, computed at x's resolution (factor >= 2).
+
+    Output row factor * i + p reads upsampled rows factor * i + p - 1 .. + 1, which are low-resolution rows
+    i - 1 and i (p = 0) or i and i + 1 (p = factor - 1; both i for the phases between), the zero padding
+    included. So each (row, column) phase is a 2x2 conv of x with the 3x3 taps summed per low-resolution
+    sample: all phases run as one 2x2 conv over x padded by 1, with factor^2 * Cout outputs.
+    """
+    b, n, m, _ = x.shape
+    taps = jnp.asarray(_phase_taps(factor), kernel.dtype)
+    phased = jnp.einsum("pay,qbx,yxio->abipqo", taps, taps, kernel)  # [2, 2, Cin, p, q, Cout]
+    cout = kernel.shape[-1]
+    phased = phased.reshape(2, 2, kernel.shape[2], factor * factor * cout)
+    y = conv3x3(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), phased, jnp.tile(bias, factor * factor), padding=0)
+    y = y.reshape(b, n + 1, m + 1, factor, factor, cout)
+    first = [0] + [1] * (factor - 1)  # the window of phase 0 starts one sample early
+    rows = [jnp.stack([y[:, first[p]:first[p] + n, first[q]:first[q] + m, p, q] for q in range(factor)], axis=3)
+            for p in range(factor)]
+    return jnp.stack(rows, axis=2).reshape(b, n * factor, m * factor, cout)
+
+
+def shared_activations(segmap, norms, size):
+    """Every SPADE in `norms` applies its shared conv + ReLU to the segmap resized (nearest) to `size`: one conv
+    for all of them (at the segmap's own resolution when `size` is an integer multiple of it). -> one
+    [B, *size, 128] per SPADE."""
+    kernels, biases = zip(*(norm.shared_weights() for norm in norms))
+    kernel, bias = jnp.concatenate(kernels, axis=-1), jnp.concatenate(biases)
+    factor = size[0] // segmap.shape[1]
+    if tuple(size) == segmap.shape[1:3]:
+        actv = conv3x3(segmap, kernel, bias)
+    elif factor >= 2 and tuple(size) == (segmap.shape[1] * factor, segmap.shape[2] * factor):
+        actv = conv3x3_of_upsampled(segmap, kernel, bias, factor)
+    else:
+        raise ValueError(f"SPADE segmap {segmap.shape[1:3]} does not divide the feature size {tuple(size)}")
+    return jnp.split(nn.relu(actv), len(norms), axis=-1)
+
+
+class ConvWeights(nn.Module):
+    """A convolution's parameters only (kernel [k, k, Cin, Cout], bias), for convolutions grouped with others."""
+
+    in_features: int
+    features: int
+    kernel_size: int = 3
+
+    @nn.compact
+    def __call__(self):
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, self.in_features, self.features))
+        return kernel, self.param("bias", nn.initializers.zeros, (self.features,))
+
+
+class SPADE(nn.Module):
+    """normalized * (1 + gamma) + beta, gamma and beta convolved from the segmap's shared activations."""
+
+    norm_nc: int
+    label_nc: int
+
+    def setup(self):
+        self.mlp_shared_0 = ConvWeights(self.label_nc, SPADE_HIDDEN)
+        self.mlp_gamma = ConvWeights(SPADE_HIDDEN, self.norm_nc)
+        self.mlp_beta = ConvWeights(SPADE_HIDDEN, self.norm_nc)
+
+    def shared_weights(self):
+        return self.mlp_shared_0()
+
+    def __call__(self, normalized, actv):
+        """normalized: the instance-normalised input; actv: relu(shared conv of the resized segmap)."""
+        (kg, bg), (kb, bb) = self.mlp_gamma(), self.mlp_beta()
+        gamma_beta = conv3x3(actv, jnp.concatenate([kg, kb], axis=-1), jnp.concatenate([bg, bb]))
+        gamma, beta = jnp.split(gamma_beta, 2, axis=-1)
+        return normalized * (1 + gamma) + beta
+
+
+class SPADEResnetBlock(nn.Module):
+    """Two SPADE-modulated 3x3 convs with LeakyReLU 0.2, plus the input (through a SPADE and a 1x1 conv
+    without bias when the width changes)."""
+
+    fin: int
+    fout: int
+    label_nc: int
+
+    def setup(self):
+        middle = min(self.fin, self.fout)
+        self.conv_0 = Conv(middle, 3, padding=1)
+        self.conv_1 = Conv(self.fout, 3, padding=1)
+        self.norm_0 = SPADE(self.fin, self.label_nc)
+        self.norm_1 = SPADE(middle, self.label_nc)
+        if self.fin != self.fout:
+            self.conv_s = Conv(self.fout, 1, use_bias=False)
+            self.norm_s = SPADE(self.fin, self.label_nc)
+
+    def norms(self) -> list[SPADE]:
+        """The block's SPADEs, in the order __call__ takes their shared activations."""
+        return [self.norm_0, self.norm_1] + ([self.norm_s] if self.fin != self.fout else [])
+
+    def __call__(self, x, actvs):
+        normalized = instance_norm(x)  # norm_0 and norm_s normalise the same x
+        shortcut = x
+        if self.fin != self.fout:
+            shortcut = self.conv_s(self.norm_s(normalized, actvs[2]))
+        dx = self.conv_0(leaky_relu(self.norm_0(normalized, actvs[0]), 0.2))
+        dx = self.conv_1(leaky_relu(self.norm_1(instance_norm(dx), actvs[1]), 0.2))
+        return shortcut + dx
+
+
+class SPADEDecoder(nn.Module):
+    """G: feature [B, H, W, C] -> image [B, 8H, 8W, 3] in [0, 1], float32 (two nearest x2 upsamplings, then
+    with upscale > 1 a conv to 12 channels and a pixel shuffle by 2; with upscale <= 1 a conv to 3: 4H x 4W)."""
+
+    config: SpadeConfig = SpadeConfig()
+    dtype: Any = None  # computation dtype (None: float32)
+
+    @nn.compact
+    def __call__(self, feature):
+        cfg = self.config
+        width = min(cfg.max_features, cfg.block_expansion * 2 ** cfg.num_down_blocks)
+        segmap = feature.astype(self.dtype or jnp.float32)
+        b, h, w, label_nc = segmap.shape
+        middle = [SPADEResnetBlock(2 * width, 2 * width, label_nc, name=f"G_middle_{i}")
+                  for i in range(NUM_MIDDLE_BLOCKS)]
+        up_0 = SPADEResnetBlock(2 * width, width, label_nc, name="up_0")
+        up_1 = SPADEResnetBlock(width, OUT_CHANNELS, label_nc, name="up_1")
+
+        x = Conv(2 * width, 3, padding=1, name="fc")(segmap)
+        actvs = shared_activations(segmap, [n for block in middle for n in block.norms()], (h, w))
+        for i, block in enumerate(middle):
+            x = block(x, actvs[2 * i:2 * i + 2])
+        for block, factor in ((up_0, 2), (up_1, 4)):
+            x = upsample_nearest(x, (2, 2))
+            x = block(x, shared_activations(segmap, block.norms(), (h * factor, w * factor)))
+        x = leaky_relu(x, 0.2)
+        if cfg.upscale is None or cfg.upscale <= 1:
+            x = Conv(3, 3, padding=1, name="conv_img")(x)
+        else:
+            x = pixel_shuffle(Conv(3 * 4, 3, padding=1, name="conv_img_0")(x))
+        return jax.nn.sigmoid(x.astype(jnp.float32))
+
+
+def params_from_torch(state: dict[str, np.ndarray], config: SpadeConfig, path) -> dict:
+    """Upstream's spade_generator state dict -> params of SPADEDecoder(config); `path` names the file in errors."""
+    width = min(config.max_features, config.block_expansion * 2 ** config.num_down_blocks)
+    feature = jax.ShapeDtypeStruct((1, 16, 16, width), jnp.float32)
+    template = jax.eval_shape(SPADEDecoder(config).init, jax.random.PRNGKey(0), feature)["params"]
+    return weights.convert(state, template, path)
