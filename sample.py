@@ -20,14 +20,15 @@ import traceback
 from pathlib import Path
 
 from vasa_jax.cli import OneLineParser
+from vasa_jax.motion.generator import DEFAULT  # a control left to the motion model's default
 
 
 def _numbers(count: int | None):
     """argparse type: comma-separated numbers (`count` of them, or any count), or 'none'."""
 
     def parse(text: str):
-        if text.strip().lower() == "none":
-            return None
+        if text.strip().lower() in ("none", DEFAULT):
+            return None if text.strip().lower() == "none" else DEFAULT
         try:
             values = [float(v) for v in text.split(",")]
         except ValueError:
@@ -40,8 +41,8 @@ def _numbers(count: int | None):
 
 
 def _distance(text: str):
-    if text.strip().lower() in ("none", "average"):
-        return text.strip().lower() if text.strip().lower() == "average" else None
+    if text.strip().lower() in ("none", "average", DEFAULT):
+        return None if text.strip().lower() == "none" else text.strip().lower()
     try:
         return float(text)
     except ValueError:
@@ -62,16 +63,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "photo with the animated face put back (face models that frame with paste-back: LivePortrait)")
     p.add_argument("--drive", metavar="VIDEO", help="video-driven reenactment: the portrait follows the face in VIDEO "
                    "(its expression and pose relative to its first frame) with VIDEO's sound; no --audio needed")
-    p.add_argument("--gaze", type=_numbers(2), default=[0.0, 0.0], metavar="THETA,PHI",
-                   help="main gaze direction in degrees (default 0,0: at the camera; 'none': unconditional)")
-    p.add_argument("--distance", type=_distance, default="average", metavar="D",
-                   help="head distance, 1 / face scale (default: the training data's average; 'none': unconditional)")
+    p.add_argument("--gaze", type=_numbers(2), default=DEFAULT, metavar="THETA,PHI",
+                   help="main gaze direction in degrees (default: the model's; VASA's: 0,0, at the camera; 'none': "
+                        "unconditional)")
+    p.add_argument("--distance", type=_distance, default=DEFAULT, metavar="D",
+                   help="head distance, 1 / face scale (default: the model's; VASA's: the training data's average; "
+                        "'none': unconditional)")
     p.add_argument("--emotion", type=_numbers(None), default=None, metavar="E",
                    help="emotion offset, one number per emotion dimension (default: none, unconditional)")
     p.add_argument("--cfg-audio", type=float, help="classifier-free guidance scale of the audio (default: the model's)")
     p.add_argument("--cfg-gaze", type=float, help="classifier-free guidance scale of the gaze (default: the model's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the model's; VASA-1 uses 50, or 10 fast)")
-    p.add_argument("--sampler", choices=("ddim", "ddpm"), help="default: the model's (ddim)")
+    p.add_argument("--sampler", help="the motion model's sampler: ddim / ddpm (VASA's DiT; default ddim), ancestral / "
+                   "ddim (JoyVASA; default ancestral)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--pose-from", metavar="FILE", help="take the head pose from a video or a saved motion file "
                                                        "(.npz / .npy); lips and expression follow the audio")
@@ -79,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stream", action="store_true", help="online mode: audio consumed in 40 ms chunks, frames "
                                                          "written as ready; prints first-frame latency and fps")
     p.add_argument("--quiet", action="store_true", help="no progress bar or notes; only the output path")
+    p.add_argument("--no-compile-cache", action="store_true", help="do not keep compiled programs in the user's "
+                   "cache folder (kept by default: a second run starts in seconds; VASA_JAX_COMPILE_CACHE=0 also)")
     p.add_argument("--no-watermark", action="store_true",
                    help="research use only: write neither the invisible watermark nor the C2PA manifest (README: "
                         "Responsible use)")
@@ -123,8 +129,16 @@ def run(args: argparse.Namespace) -> int:
     waveform = None if args.audio is None else load_speech(args.audio)
     if args.drive is not None:
         check_readable_file(args.drive)
+    if not args.no_compile_cache:
+        from vasa_jax.compile_cache import enable_compile_cache
+
+        enable_compile_cache()
     say("loading the model ...")
     pipeline = load_pipeline(args.checkpoint)
+    if args.checkpoint is None and not demo:
+        print("note: the bundled demo model animates toy-world faces only; for a real photo import the public "
+              "weights (python -m vasa_jax.pipeline.import_public --from-hub --out DIR, see the README) and pass "
+              "--checkpoint DIR", file=sys.stderr)
     pipeline.settings(**options)
     portrait = pipeline.portrait(args.image, crop=not args.no_crop)
     if portrait.faces > 1:
@@ -139,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = report.num_frames / pipeline.fps
     say(f"{report.num_frames} frames ({seconds:.2f} s of video) in {report.seconds:.1f} s ({report.fps:.1f} frames/s)")
     if args.stream:
-        arrival = pipeline.motion_config.window / pipeline.fps + pipeline.audio_encoder.stream().latency_seconds
+        arrival = pipeline.generator.first_window_seconds
         print(f"streaming: first frame {1000 * report.first_frame_latency:.0f} ms after the first audio chunk "
               f"(compute, audio delivered as fast as taken; a live source adds {arrival:.2f} s for the first "
               f"window's speech to arrive), {report.fps:.1f} frames/s", file=sys.stderr)

@@ -27,9 +27,6 @@ def main(argv):
         raise app.UsageError("--config and --workdir are required")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax narrates every save at INFO; --verbosity=0 shows it
-    from vasa_jax.train.parallel import maybe_initialize_distributed
-
-    maybe_initialize_distributed()  # multi-host runs (SLURM, Open MPI, ...) start here; one process: no-op
     from vasa_jax.errors import ConfigError
     from vasa_jax.train.checkpoint import ConfigMismatchError
     from vasa_jax.train.loop import TrainingDiverged
@@ -51,4 +48,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from vasa_jax.errors import ConfigError
+    from vasa_jax.train.parallel import maybe_initialize_distributed
+
+    try:  # before the flags load the config file, whose imports already touch jax
+        maybe_initialize_distributed()  # multi-process runs (SLURM, Open MPI, ...) start here; one process: no-op
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
     app.run(main)

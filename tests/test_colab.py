@@ -33,11 +33,12 @@ def test_notebook_runs_headless_on_small_settings(tmp_path):
     client.execute(env=env)  # raises CellExecutionError, with the cell and its traceback, if any cell fails
 
     work = tmp_path / "vasa_jax_colab"
-    for name in ("demo.mp4", "my_video.mp4", "stream.mp4", "my_model.mp4", "my_pipeline/pipeline.json",
+    for name in ("demo.mp4", "my_video.mp4", "real_face.mp4", "public_pipeline/pipeline.json", "stream.mp4",
+                 "my_model.mp4", "my_pipeline/pipeline.json",
                  "face_toy/metrics.jsonl", "motion_face/metrics.jsonl", "shards/manifest.json"):
         assert (work / name).is_file(), name
     html = [str(output.get("data", {}).get("text/html", "")) for cell in notebook.cells
             for output in cell.get("outputs", [])]
-    assert sum("data:video/mp4;base64," in h for h in html) == 3  # the demo, your own, your model: inline
+    assert sum("data:video/mp4;base64," in h for h in html) == 4  # demo, your own, real face, your model: inline
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.output_type == "error"]
     assert not errors

@@ -11,14 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 
+from liveportrait_models import tiny_liveportrait
 from pipeline_models import speech, toy_portrait
 from vasa_jax.face.liveportrait import LivePortraitFaceModel, load_liveportrait
-from vasa_jax.face.liveportrait.config import LivePortraitConfig, small
+from vasa_jax.face.liveportrait.config import LivePortraitConfig, small, tiny
 from vasa_jax.face.liveportrait.convert import convert
 from vasa_jax.face.liveportrait.convert import main as convert_main
 from vasa_jax.face.liveportrait.face_model import rotation_angles
@@ -98,22 +100,23 @@ def test_bad_weights_are_named(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_face_interface(loaded):
-    _, params = loaded
-    face = LivePortraitFaceModel(small())
+def test_face_interface():
+    face = LivePortraitFaceModel(tiny())
+    params = face.init(jax.random.key(0))
     assert face_model(json.loads(json.dumps(face.manifest()))) == face
     assert (face.image_size, face.output_size, face.motion_dim, face.pose_dim) == (256, 512, 69, 6)
     image = jnp.asarray(toy_portrait(256)[None], jnp.float32) / 255.0
-    f_s, source = face.encode_source(params, image)
-    motion = face.encode_motion(params, image)
-    assert f_s.shape == (1, 16, 64, 64, 4) and motion.shape == (1, 69)
-    frames = face.decode(params, f_s, source, motion)
+    f_s, source = jax.jit(face.encode_source)(params, image)
+    motion = jax.jit(face.encode_motion)(params, image)
+    assert f_s.shape == (1, 4, 64, 64, 16) and motion.shape == (1, 69)
+    frames = jax.jit(face.decode)(params, f_s, source, motion)
     assert frames.shape == (1, 512, 512, 3) and 0 <= float(frames.min()) and float(frames.max()) <= 1
     # Driving with the source's own motion: upstream's relative motion gives the source back.
     rng = np.random.default_rng(0)
     driving = motion + jnp.asarray(rng.normal(0, [5, 5, 5, 0.02, 0.02, 0.02] + [0.01] * 63, (3, 69)), jnp.float32)
-    np.testing.assert_allclose(face.relative_motion(motion, driving[:1], driving[:1]), motion, atol=1e-4)
-    moved = face.relative_motion(motion, driving[:1], driving)
+    relative = jax.jit(face.relative_motion)
+    np.testing.assert_allclose(relative(motion, driving[:1], driving[:1]), motion, atol=1e-4)
+    moved = relative(motion, driving[:1], driving)
     assert moved.shape == (3, 69) and np.abs(np.asarray(moved[1:] - moved[:1])).max() > 1e-3
 
 
@@ -129,13 +132,13 @@ def test_rotation_angles_invert_the_rotation():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Stage 2 trained (2 steps) on LivePortrait's motion and exported with it: the face_model motion source
-    with LivePortrait's weights (a converted small folder) in place of a stage-1 workdir."""
+    with LivePortrait's weights (a converted folder, tiny networks) in place of a stage-1 workdir."""
     from vasa_jax.config import load_config
     from vasa_jax.pipeline import export_pipeline
     from vasa_jax.train.motion import train_motion
 
     root = tmp_path_factory.mktemp("lp_stage2")
-    weights = convert(DATA, root / "lp", config=small())
+    weights = tiny_liveportrait(root / "lp")
     config = load_config("configs/tiny.py")
     config.motion_data.cache_dir = str(root / "cache")
     config.motion_data.source, config.motion_data.face_workdir = "face_model", str(weights)
@@ -153,14 +156,14 @@ def test_stage_two_trains_on_liveportrait_motion_and_exports_a_pipeline(trained)
     _, motion, _ = load_motion_checkpoint(str(root / "motion"))
     assert motion.motion_dim == 69
     assert json.loads((out / "pipeline.json").read_text())["face"]["implementation"] == "liveportrait"
-    assert load_pipeline(out).face == LivePortraitFaceModel(small())
+    assert load_pipeline(out).face == LivePortraitFaceModel(tiny())
 
 
 def test_pipeline_pastes_back_and_drives(trained, tmp_path):
     from vasa_jax.io import write_video
     from vasa_jax.pipeline import load_pipeline
 
-    pipeline = load_pipeline(trained[1])
+    pipeline = load_pipeline(trained[1], decode_batch=4)  # few frames: no rendering of padding
     photo = np.zeros((400, 300, 3), np.uint8) + 90
     photo[136:264, 86:214] = toy_portrait(128)
     audio = speech(0.32)
@@ -176,6 +179,25 @@ def test_pipeline_pastes_back_and_drives(trained, tmp_path):
     assert driven.num_frames == 5
     # A still driving video (up to its H.264 noise) holds the portrait still.
     np.testing.assert_allclose(driven.motion, np.repeat(driven.motion[:1], 5, 0), atol=0.05)
+    posed = pipeline.generate(photo, audio, pose_from=driven.motion, pasteback=False)
+    np.testing.assert_allclose(posed.motion[:, :6], driven.motion[[0, 1, 2, 3, 4, 3, 2, 1], :6], atol=1e-5)
+
+
+def test_sample_cli_drives_a_photo(trained, tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    import sample
+    from vasa_jax.io import save_image, write_video
+
+    photo = np.zeros((400, 300, 3), np.uint8) + 90
+    photo[136:264, 86:214] = toy_portrait(128)
+    save_image(tmp_path / "photo.png", photo)
+    write_video(tmp_path / "drive.mp4", np.repeat(toy_portrait(128)[None], 3, 0), fps=25, audio=speech(0.12))
+    out = tmp_path / "out.mp4"
+    assert sample.main(["--image", str(tmp_path / "photo.png"), "--drive", str(tmp_path / "drive.mp4"),
+                        "--checkpoint", str(trained[1]), "--out", str(out), "--quiet"]) == 0
+    assert read_video(out).frames.shape == (3, 400, 300, 3)
+    assert sample.main(["--drive", str(tmp_path / "drive.mp4"), "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "give --image too" in capsys.readouterr().err
 
 
 def test_full_size_config_round_trips():

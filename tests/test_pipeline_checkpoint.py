@@ -43,9 +43,9 @@ def test_export_carries_the_ema_params_and_configs(checkpoint, workdirs):
     ckpt = read_pipeline_checkpoint(checkpoint)
     _, face, face_params = load_face_checkpoint(str(workdirs[0]))
     _, motion, motion_params = load_motion_checkpoint(str(workdirs[1]))
-    assert ckpt.face == face and ckpt.motion == motion and ckpt.audio == {"encoder": "mel"}
+    assert ckpt.face == face and ckpt.generator.config == motion and ckpt.manifest["audio"] == {"encoder": "mel"}
     _equal_trees(ckpt.face_params, face_params, rtol=0, atol=0)
-    _equal_trees(ckpt.motion_params, motion_params, rtol=0, atol=0)
+    _equal_trees(ckpt.generator.params, motion_params, rtol=0, atol=0)
     manifest = json.loads((checkpoint / "pipeline.json").read_text())
     assert manifest["vasa_jax_version"] == vasa_jax.__version__ and manifest["sources"]["face_step"] == 0
     assert manifest["weights_dtype"] == "float32"
@@ -57,7 +57,7 @@ def test_float16_storage_halves_the_size(checkpoint, workdirs, tmp_path):
     a, b = read_pipeline_checkpoint(checkpoint), read_pipeline_checkpoint(small)
     assert all(v.dtype == np.float32 for v in flatten(b.face_params).values())  # upcast on load
     _equal_trees(b.face_params, a.face_params, rtol=1e-3, atol=1e-4)
-    _equal_trees(b.motion_params["stats"], a.motion_params["stats"], rtol=0, atol=0)  # statistics stay float32
+    _equal_trees(b.generator.params["stats"], a.generator.params["stats"], rtol=0, atol=0)  # statistics stay float32
     with pytest.raises(ConfigError, match="already exists"):
         export_pipeline(*workdirs, small)
 

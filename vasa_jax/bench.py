@@ -99,6 +99,7 @@ def random_pipeline(config, *, decode_batch: int = 16):
     from vasa_jax.face import FaceConfig, WarpingFaceModel
     from vasa_jax.motion.config import MotionConfig
     from vasa_jax.motion.denoiser import init_denoiser
+    from vasa_jax.motion.dit_generator import DiTGenerator
     from vasa_jax.pipeline.pipeline import Pipeline
     from vasa_jax.train.motion import placeholder_stats
 
@@ -116,16 +117,16 @@ def random_pipeline(config, *, decode_batch: int = 16):
     motion = dataclasses.replace(MotionConfig.from_config(config.motion), motion_dim=face.motion_dim,
                                  audio_dim=encoder.dim, emotion_dim=1)
     denoiser = random_params(jax.eval_shape(lambda k: init_denoiser(motion, k), jax.random.key(0)), seed=1)
-    return Pipeline(face, face_params, motion, {"denoiser": denoiser, "stats": placeholder_stats(motion)}, encoder,
-                    decode_batch=decode_batch, name="random")
+    generator = DiTGenerator(motion, {"denoiser": denoiser, "stats": placeholder_stats(motion)}, encoder)
+    return Pipeline(face, face_params, generator, decode_batch=decode_batch, name="random")
 
 
 def with_decode_batch(pipeline, decode_batch: int):
     """The same model and weights with another decode batch."""
     from vasa_jax.pipeline.pipeline import Pipeline
 
-    return Pipeline(pipeline.face, pipeline.face_params, pipeline.motion_config, pipeline.motion_params,
-                    pipeline.audio_encoder, decode_batch=decode_batch, name=pipeline.name)
+    return Pipeline(pipeline.face, pipeline.face_params, pipeline.generator, decode_batch=decode_batch,
+                    name=pipeline.name)
 
 
 # ---- measuring -------------------------------------------------------------------------------------------------
@@ -298,8 +299,9 @@ def bench_motion(pipeline, steps: int, repeats: int, peak: dict) -> dict:
 
     config = pipeline.motion_config
     settings = pipeline.settings(steps=steps)
-    steps, sampler, scales = _options(config, settings.controls, steps, settings.sampler, settings.cfg)
-    params, controls, w = pipeline.motion_params, settings.controls, config.window
+    options = settings.motion
+    steps, sampler, scales = _options(config, options.controls, steps, options.sampler, options.cfg)
+    params, controls, w = pipeline.motion_params, options.controls, config.window
     audio = jnp.asarray(0.1 * np.random.default_rng(2).standard_normal((w, config.audio_dim)), jnp.float32)
     mask, key, carry = jnp.ones((w,), bool), jax.random.key(0), _initial_carry(config)
     args = (params, controls, carry, audio, mask, 0, key)
@@ -447,7 +449,7 @@ def run(pipeline, *, steps: int | None, motion_steps=(10, 50), decode_batches=(1
     device = _device()
     peak = device_peak()
     config = pipeline.motion_config
-    steps = pipeline.settings(steps=steps).steps
+    steps = pipeline.settings(steps=steps).motion.steps
     result = {"device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count(),
                          "peak": peak, "jax": jax.__version__},
               "load_average_start": list(os.getloadavg()), "cpu_count": os.cpu_count(),

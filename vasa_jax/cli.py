@@ -31,3 +31,15 @@ def load_function(spec: str, option: str, example: str = "mypackage.module:funct
     if not callable(fn):
         raise ConfigError(f"{option} {spec!r}: {module_name} has no function {attr}")
     return fn
+
+
+def run_for_user(action) -> int:
+    """Runs action() -> exit code; a user's mistake (ConfigError, CheckpointError, MediaError: bad input) is
+    one line on stderr and exit code 2, never a traceback."""
+    from vasa_jax.io import CheckpointError, MediaError
+
+    try:
+        return action()
+    except (ConfigError, CheckpointError, MediaError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

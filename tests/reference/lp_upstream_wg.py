@@ -28,7 +28,7 @@ def build_upstream(upstream_dir, config: LivePortraitConfig, seed: int) -> dict[
     torch.manual_seed(seed)
     modules = {
         "warping_module": warping(**dataclasses.asdict(config.warping_module_params)),
-        "spade_generator": spade(**dataclasses.asdict(config.spade_generator_params)),
+        "spade_generator": spade(**config.spade_generator_params.upstream_kwargs()),
     }
     for module in modules.values():
         randomise(module, generator)

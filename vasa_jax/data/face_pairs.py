@@ -241,7 +241,8 @@ def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str 
     num_examples: the source's length before sharding (default: TRAIN_EXAMPLES or HELDOUT_EXAMPLES).
     Train: shuffled and repeated forever. Held-out: one pass in index order; a last partial batch is dropped
     (HELDOUT_EXAMPLES = 512 divides by power-of-two batch and shard counts). Each process reads its own shard
-    (default jax.process_index() of jax.process_count()); the trainer assembles the global batch.
+    (default jax.process_index() of jax.process_count()), every shard_count-th batch; the trainer assembles the
+    global batch.
     The iterator's get_state()/set_state() resume it bit-identically, with or without worker processes.
     """
     if data_cfg.source not in ("toyworld", "shards"):
@@ -262,7 +263,9 @@ def face_pair_batches(data_cfg, *, image_size: int, batch_size: int, split: str 
     ds = grain.MapDataset.source(source)
     if split == "train":
         ds = ds.seed(seed).shuffle().repeat(None)
-    ds = ds[shard_index::shard_count].batch(batch_size, drop_remainder=True)
+    # Every shard_count-th batch: the processes' batches, side by side, are the batch one process would read,
+    # row for row, so a run's batches (and a step's per-row randomness) do not depend on the process count.
+    ds = ds.batch(batch_size, drop_remainder=True)[shard_index::shard_count]
     if len(ds) == 0:
         raise ConfigError(f"{split} shard {shard_index} of {shard_count} holds {len(source) // shard_count} examples,"
                          f" fewer than one batch of {batch_size}")

@@ -457,7 +457,8 @@ def motion_window_batches(path: str, *, window: int, context: int, batch_size: i
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     ds = grain.MapDataset.source(MotionWindowSource(path, window, context, seed=seed))
-    ds = ds.seed(seed).shuffle().repeat(None)[shard_index::shard_count].batch(batch_size, drop_remainder=True)
+    # Every shard_count-th batch, as face_pairs does: the global batch does not depend on the process count.
+    ds = ds.seed(seed).shuffle().repeat(None).batch(batch_size, drop_remainder=True)[shard_index::shard_count]
     it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=4))
     if num_workers > 0:
         from vasa_jax.data.face_pairs import _mark_flags_parsed, _to_plain_arrays

@@ -1,6 +1,7 @@
 """Preprocess talking-face videos (VoxCeleb2 / HDTF style, or any folder of videos with audio) into shards.
 
     python -m vasa_jax.data.preprocess --input VIDEOS --output SHARDS [--size 512] [--workers N]
+    python -m vasa_jax.data.preprocess --input VIDEOS --output SHARDS --runner DirectRunner [Beam options]
 
 Per video: decode (PyAV, through vasa_jax.io); resample to 25 fps by nearest frame timestamp (no blending:
 every output frame is a real frame); take the audio at 16 kHz mono, sample 0 at frame 0; detect the face on
@@ -45,8 +46,18 @@ returned array is stored as labels/<name> (float32). The module must be importab
 Resuming: each video's result (its clips' records, or its reject reason) is written to <output>/work/ as it
 finishes; rerunning the same command skips finished videos, and the shards and manifest are assembled from
 those results in sorted-path order only when every video is done, so an interrupted-then-resumed run ends
-with byte-identical shards and manifest to an uninterrupted one (whatever --workers). work/ is removed after
-assembly. The input folder is only read; an --output inside --input is refused.
+with byte-identical shards and manifest to an uninterrupted one (whatever --workers or runner). work/ is
+removed after assembly. The input folder is only read; an --output inside --input is refused. One run at a time
+holds an output folder (vasa_jax.data.folder_lock): a second is refused with exit code 2, naming the holder; a
+run that died (even by kill -9) holds nothing, and rerunning its command resumes it.
+
+Runners: without --runner, a local pool of --workers processes. With --runner (DirectRunner, DataflowRunner,
+FlinkRunner, SparkRunner, ...; needs `pip install -e ".[beam]"`), Apache Beam maps the same per-video function
+(run_task) over the videos and writes the same shards (vasa_jax.data.beam_pipeline); the arguments this command
+does not know are Beam pipeline options. The output is byte-identical whichever runner made it.
+
+Throughput: every run reports videos/s and output frames/s (25 fps crops) overall and per worker (per second of
+a worker's busy time, so it holds for any runner); --report-throughput adds what that means in worker-hours.
 """
 
 from __future__ import annotations
@@ -63,12 +74,15 @@ import shutil
 import sys
 import time
 import traceback
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from vasa_jax.cli import OneLineParser, load_function
 from vasa_jax.data import faces
+from vasa_jax.data.folder_lock import LOCK_NAME, folder_lock
 from vasa_jax.data.shards import (FPS, MANIFEST, SPLITS, encode_jpeg, encode_record, jpeg_arrays, load_manifest,
                                   shard_name)
 from vasa_jax.errors import ConfigError
@@ -372,8 +386,14 @@ def _part_stem(relpath: str) -> str:
     return hashlib.sha1(relpath.encode()).hexdigest()[:20]
 
 
+def _temporary(path: Path) -> Path:
+    """A fresh name beside `path` for writing it: two writers of one file (a Beam runner may run an element
+    twice) never share a temporary file, and the last complete one to land wins (they are the same bytes)."""
+    return path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.partial")
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
+    tmp = _temporary(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -397,12 +417,6 @@ def read_part(work: Path, relpath: str) -> dict | None:
     return part
 
 
-def _read_part_record(work: Path, relpath: str, part: dict, index: int) -> bytes:
-    with open(work / f"{_part_stem(relpath)}.bin", "rb") as f:
-        f.seek(sum(part["record_bytes"][:index]))
-        return f.read(part["record_bytes"][index])
-
-
 _PROCESSOR: VideoProcessor | None = None  # one per worker process, made by _init_worker
 
 
@@ -412,16 +426,22 @@ def _init_worker(settings: Settings) -> None:
 
 
 def process_video(task: dict) -> dict:
-    """Processes one video and writes its result to work/ (top level: a worker-process entry point).
+    """run_task with this worker process's VideoProcessor (top level: the local pool's entry point)."""
+    return run_task(_PROCESSOR, task)
+
+
+def run_task(processor: VideoProcessor, task: dict) -> dict:
+    """Processes one video and writes its result to work/: the per-video work every runner maps.
 
     task: root, work, source (relative path), identity, identity_id. Returns a summary: source,
     status ("ok", "rejected" or "error": an unexpected failure, not recorded, so that a rerun retries it),
-    clips, frames, reason, detail.
+    clips, frame_count, seconds (this call's wall time), and the result's fields (frames, reason, detail).
     """
     work, relpath = Path(task["work"]), task["source"]
     info = {k: task[k] for k in ("identity", "identity_id", "source")}
+    start = time.perf_counter()
     try:
-        clips = _PROCESSOR.clips(Path(task["root"]) / relpath, info)
+        clips = processor.clips(Path(task["root"]) / relpath, info)
         part = {"source": relpath, "status": "ok", "record_bytes": [len(r) for r, _ in clips],
                 "frames": [n for _, n in clips]}
         _write_atomic(work / f"{_part_stem(relpath)}.bin", b"".join(r for r, _ in clips))
@@ -431,12 +451,15 @@ def process_video(task: dict) -> dict:
         part = {"source": relpath, "status": "rejected", "reason": "undecodable", "detail": e.problem}
     except Exception as e:  # a bug or a labeler's failure: reported, not recorded, so a rerun retries it
         return {"source": relpath, "status": "error", "detail": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc()}
+                "traceback": traceback.format_exc(), "seconds": time.perf_counter() - start}
     _write_atomic(work / f"{_part_stem(relpath)}.json", json.dumps(part, sort_keys=True).encode())
-    return {"clips": len(part.get("record_bytes", [])), "frame_count": sum(part.get("frames", [])), **part}
+    return {"clips": len(part.get("record_bytes", [])), "frame_count": sum(part.get("frames", [])),
+            "seconds": time.perf_counter() - start, **part}
 
 
 # ---- the whole run --------------------------------------------------------------------------------------------
+
+SIZING_HOURS = 2400  # VoxCeleb2 (about a million clips): the scale --report-throughput sizes a cluster for
 
 
 def check_folders(input_dir, output_dir) -> tuple[Path, Path]:
@@ -451,28 +474,56 @@ def check_folders(input_dir, output_dir) -> tuple[Path, Path]:
                           "is never written to, choose an output elsewhere")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{output_dir}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / WORK).is_dir() and not (out / MANIFEST).is_file():
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()) and not (out / WORK).is_dir() and \
+            not (out / MANIFEST).is_file():
         raise ConfigError(f"{output_dir}: exists, is not empty, and is not a preprocess output; choose a new or "
                           "empty folder")
     return root, out
 
 
 def preprocess(input_dir, output_dir, settings: Settings = Settings(), *, workers: int = 1, quiet: bool = False,
-               stop_after: int | None = None) -> dict | None:
+               stop_after: int | None = None, runner: str | None = None, beam_options: Sequence[str] = (),
+               report_throughput: bool = False) -> dict | None:
     """Preprocesses every video under input_dir into shards in output_dir; returns the manifest.
 
-    Resumes from output_dir/work/ when a previous run was interrupted. stop_after: process at most this many
-    videos in this call, then return None without assembling (what an interrupted run leaves behind; for
-    tests). User mistakes raise ConfigError; unexpected per-video failures raise RuntimeError after the other
-    videos are done.
+    runner: None for the local pool of `workers` processes, or an Apache Beam runner's name (DirectRunner,
+    DataflowRunner, ...) with `beam_options`, Beam pipeline options as on a command line. Resumes from
+    output_dir/work/ when a previous run was interrupted (by either runner). stop_after: process at most this
+    many videos in this call, then return None without assembling (what an interrupted run leaves behind; for
+    tests). report_throughput: print the throughput report even when quiet, with its worker-hours. User
+    mistakes raise ConfigError (FolderBusy when another live run holds output_dir); unexpected per-video
+    failures raise RuntimeError after the other videos are done.
     """
     settings.validate()
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    if runner is not None and workers != 1:
+        raise ConfigError("--workers sizes the local pool; with --runner give Beam its own options (such as "
+                          "--direct_num_workers N --direct_running_mode multi_processing, or --num_workers N)")
+    beam = _beam_runner(runner, beam_options) if runner is not None else None
     root, out = check_folders(input_dir, output_dir)
     videos = find_videos(root)
     if not videos:
         raise ConfigError(f"{input_dir}: holds no video files ({', '.join(VIDEO_SUFFIXES)})")
+    with folder_lock(out, "preprocess run"):
+        return _preprocess_held(root, out, output_dir, videos, settings, workers, quiet, stop_after, beam,
+                                report_throughput)
+
+
+def _beam_runner(runner: str, options: Sequence[str]):
+    try:
+        from vasa_jax.data.beam_pipeline import BeamRunner
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "apache_beam":
+            raise
+        raise ConfigError(f"--runner {runner} needs Apache Beam, which is not installed: "
+                          'pip install -e ".[beam]"') from None
+    return BeamRunner(runner, options)
+
+
+def _preprocess_held(root: Path, out: Path, output_dir, videos: list[str], settings: Settings, workers: int,
+                     quiet: bool, stop_after: int | None, beam, report_throughput: bool) -> dict | None:
+    """preprocess() once the output folder is held."""
     identities = sorted({identity_of(v, settings.id_separator) for v in videos})
     run = {"input": str(root), "videos": videos, "settings": settings.to_json()}
 
@@ -507,15 +558,19 @@ def preprocess(input_dir, output_dir, settings: Settings = Settings(), *, worker
         pending = pending[:stop_after]
 
     start = time.perf_counter()
-    summaries = _run_tasks(pending, settings, workers, quiet, done_before, len(videos))
+    if beam is None:
+        summaries = _run_tasks(pending, settings, workers, quiet, done_before, len(videos))
+        where = f"{workers} worker{'s' if workers > 1 else ''}"
+    else:
+        if not quiet:
+            print(f"{len(pending)} of {len(videos)} videos to process on Apache Beam's {beam.name}")
+        summaries = beam.process_videos(pending, settings, work) if pending else []
+        where = f"Apache Beam's {beam.name}"
     elapsed = time.perf_counter() - start
     errors = [s for s in summaries if s["status"] == "error"]
     processed = [s for s in summaries if s["status"] != "error"]
-    if not quiet and processed:
-        frames = sum(s["frame_count"] for s in processed)
-        print(f"processed {len(processed)} videos in {elapsed:.1f} s: {len(processed) / elapsed:.2f} videos/s, "
-              f"{sum(s['clips'] for s in processed) / elapsed:.2f} clips/s, {frames / elapsed:.1f} frames/s "
-              f"(output frames at {FPS} fps), {workers} worker{'s' if workers > 1 else ''}")
+    if processed and (report_throughput or not quiet):
+        print(throughput_report(throughput(processed, elapsed), where, sizing=report_throughput))
     if errors:
         print(errors[0]["traceback"], file=sys.stderr)
         for e in errors:
@@ -524,7 +579,7 @@ def preprocess(input_dir, output_dir, settings: Settings = Settings(), *, worker
                            f"traceback); the other results are kept in {work}: rerun the command to retry them")
     if stop_after is not None and done_before + len(pending) < len(videos):
         return None
-    manifest = assemble(out, videos, identities, run)
+    manifest = assemble(out, videos, identities, run, write_shards=None if beam is None else beam.write_shards)
     shutil.rmtree(work)
     if not quiet:
         c = manifest["counts"]
@@ -532,6 +587,34 @@ def preprocess(input_dir, output_dir, settings: Settings = Settings(), *, worker
               f"{c['rejected']} rejected" + (f" ({', '.join(f'{k}: {v}' for k, v in c['rejects'].items())})"
                                              if c["rejected"] else ""))
     return manifest
+
+
+def throughput(summaries: list[dict], seconds: float) -> dict:
+    """Rates of processed videos' summaries (run_task) over a run's wall time `seconds`, and per worker: over
+    the summed per-video times, i.e. per second of a busy worker, whatever the runner and its worker count."""
+    busy = sum(s["seconds"] for s in summaries)
+    videos, clips = len(summaries), sum(s["clips"] for s in summaries)
+    frames = sum(s["frame_count"] for s in summaries)
+    return {"videos": videos, "clips": clips, "frames": frames, "seconds": seconds, "worker_seconds": busy,
+            "videos_per_second": videos / seconds, "frames_per_second": frames / seconds,
+            "worker_videos_per_second": videos / busy, "worker_frames_per_second": frames / busy}
+
+
+def throughput_report(rates: dict, where: str, sizing: bool = False) -> str:
+    """The throughput line a run prints; with sizing, what the per-worker rate means at SIZING_HOURS."""
+    r = rates
+    lines = [f"processed {r['videos']} videos ({r['clips']} clips, {r['frames']} output frames at {FPS} fps) in "
+             f"{r['seconds']:.1f} s on {where}: {r['videos_per_second']:.3g} videos/s, "
+             f"{r['frames_per_second']:.1f} frames/s; per worker: {r['worker_videos_per_second']:.3g} videos/s, "
+             f"{r['worker_frames_per_second']:.1f} frames/s ({r['worker_seconds']:.1f} worker-seconds)"]
+    if sizing:
+        video_hours_per_worker_hour = r["worker_frames_per_second"] / FPS
+        worker_hours = SIZING_HOURS / video_hours_per_worker_hour if video_hours_per_worker_hour else math.inf
+        lines.append(f"a worker makes {video_hours_per_worker_hour:.3g} hours of {FPS} fps clips per hour, rejects' "
+                     f"time included: {SIZING_HOURS:,} hours of video (VoxCeleb2's scale) take {worker_hours:,.0f} "
+                     f"worker-hours ({worker_hours / 100:,.1f} hours on 100 workers), at this sample's resolution, "
+                     "clip lengths and reject rate")
+    return "\n".join(lines)
 
 
 def _run_tasks(tasks: list[dict], settings: Settings, workers: int, quiet: bool, done: int, total: int) -> list:
@@ -561,13 +644,12 @@ def _run_tasks(tasks: list[dict], settings: Settings, workers: int, quiet: bool,
     return summaries
 
 
-def assemble(out: Path, videos: list[str], identities: list[str], run: dict) -> dict:
-    """Writes the shards and manifest.json from every video's result in work/ (sorted-path order).
+def plan_shards(out: Path, videos: list[str], identities: list[str], run: dict) -> tuple[dict, list[dict]]:
+    """The manifest and the shard-writing jobs, from every video's result in work/ (sorted-path order).
 
     The split is decided here, over the identities that have clips (so the held-out set is never only
-    identities whose videos were all rejected)."""
-    from array_record.python.array_record_module import ArrayRecordWriter
-
+    identities whose videos were all rejected). A job is {"path": the shard file, "records": [[result file,
+    offset, length], ...]}: everything write_shard needs, whichever process runs it."""
     work = out / WORK
     ids = {name: i for i, name in enumerate(identities)}
     parts = {v: read_part(work, v) for v in videos}
@@ -581,28 +663,25 @@ def assemble(out: Path, videos: list[str], identities: list[str], run: dict) -> 
         clips[split].extend((v, i) for i in range(len(parts[v]["record_bytes"])))
     rejects = [{"source": v, "reason": parts[v]["reason"], "detail": parts[v]["detail"]}
                for v in videos if parts[v]["status"] != "ok"]
-    for stale in out.glob("*.array_record*"):
-        stale.unlink()
     per_shard = run["settings"]["clips_per_shard"]
-    entries, splits = [], {}
+    entries, splits, jobs = [], {}, []
     for split in SPLITS:
         items = clips[split]
         count = math.ceil(len(items) / per_shard)
         names = [shard_name(split, i, count) for i in range(count)]
         split_ids, frames = set(), 0
         for i, name in enumerate(names):
-            tmp = out / f"{name}.partial"
-            writer = ArrayRecordWriter(str(tmp), "group_size:1")
+            records = []
             for v, k in items[i * per_shard : (i + 1) * per_shard]:
-                writer.write(_read_part_record(work, v, parts[v], k))
+                sizes = parts[v]["record_bytes"]
+                records.append([str(work / f"{_part_stem(v)}.bin"), sum(sizes[:k]), sizes[k]])
                 name_id = identity_of(v, separator)
                 n = parts[v]["frames"][k]
                 entries.append({"split": split, "shard": name, "identity": name_id, "identity_id": ids[name_id],
                                 "source": v, "segment": k, "num_frames": n, "seconds": n / FPS})
                 split_ids.add(name_id)
                 frames += n
-            writer.close()
-            os.replace(tmp, out / name)
+            jobs.append({"path": str(out / name), "records": records})
         splits[split] = {"shards": names, "clips": len(items), "identities": sorted(split_ids), "frames": frames,
                          "seconds": frames / FPS}
     reasons = {}
@@ -623,6 +702,38 @@ def assemble(out: Path, videos: list[str], identities: list[str], run: dict) -> 
         "rejects": rejects,
         "videos": videos,
     }
+    return manifest, jobs
+
+
+def write_shard(job: dict) -> None:
+    """Writes one shard file of plan_shards' jobs, through a temporary file moved into place when complete."""
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    path = Path(job["path"])
+    tmp = _temporary(path)
+    writer = ArrayRecordWriter(str(tmp), "group_size:1")
+    for source, offset, length in job["records"]:
+        with open(source, "rb") as f:
+            f.seek(offset)
+            writer.write(f.read(length))
+    writer.close()
+    os.replace(tmp, path)
+
+
+def assemble(out: Path, videos: list[str], identities: list[str], run: dict,
+             write_shards: Callable[[list[dict], Path], None] | None = None) -> dict:
+    """Writes the shards and manifest.json from every video's result in work/; returns the manifest.
+
+    write_shards(jobs, work) runs write_shard on every job (default: one after another, here); the manifest
+    is written last."""
+    manifest, jobs = plan_shards(out, videos, identities, run)
+    for stale in out.glob("*.array_record*"):
+        stale.unlink()
+    if write_shards is None:
+        for job in jobs:
+            write_shard(job)
+    else:
+        write_shards(jobs, out / WORK)
     _write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return manifest
 
@@ -637,7 +748,12 @@ def main(argv=None) -> int:
     p.add_argument("--input", required=True, help="folder of videos (read only)")
     p.add_argument("--output", required=True, help="folder for the shards and manifest.json (resumes there)")
     p.add_argument("--size", type=int, default=d.size, help="side of the square face crops")
-    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--workers", type=int, default=1, help="worker processes of the local pool")
+    p.add_argument("--runner", help="an Apache Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, "
+                                    "...) instead of the local pool; arguments not listed here go to Beam")
+    p.add_argument("--report-throughput", action="store_true",
+                   help=f"print videos/s and frames/s per worker and the worker-hours for {SIZING_HOURS:,} hours "
+                        "of video, even with --quiet")
     p.add_argument("--detect-size", type=int, default=d.detect_size, help="shorter side for face detection")
     p.add_argument("--detect-every", type=int, default=d.detect_every, help="detect on every k-th frame")
     p.add_argument("--min-seconds", type=float, default=d.min_seconds)
@@ -653,7 +769,9 @@ def main(argv=None) -> int:
     p.add_argument("--clips-per-shard", type=int, default=d.clips_per_shard)
     p.add_argument("--labeler", action="append", default=[], help="module:function (repeatable)")
     p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
+    args, beam_options = p.parse_known_args(argv)
+    if beam_options and args.runner is None:
+        p.error(f"unrecognized arguments: {' '.join(beam_options)} (Beam pipeline options need --runner)")
     settings = Settings(size=args.size, detect_size=args.detect_size, detect_every=args.detect_every,
                         min_seconds=args.min_seconds, segment_seconds=args.segment_seconds, min_face=args.min_face,
                         min_face_fraction=args.min_face_fraction, multi_face_ratio=args.multi_face_ratio,
@@ -662,7 +780,8 @@ def main(argv=None) -> int:
                         id_separator=args.id_separator, clips_per_shard=args.clips_per_shard,
                         labelers=tuple(args.labeler))
     try:
-        preprocess(args.input, args.output, settings, workers=args.workers, quiet=args.quiet)
+        preprocess(args.input, args.output, settings, workers=args.workers, quiet=args.quiet, runner=args.runner,
+                   beam_options=beam_options, report_throughput=args.report_throughput)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

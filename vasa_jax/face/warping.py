@@ -12,11 +12,12 @@ up, volume y down, hence the conjugation by diag(1, -1, 1)).
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from vasa_jax.ops import grid_sample, make_base_grid
 from vasa_jax.pose import rotation_matrices
 
-_FLIP_Y = jnp.asarray([1.0, -1.0, 1.0])
+_FLIP_Y = np.array([1.0, -1.0, 1.0], np.float32)  # numpy: importing this module must not start JAX (jax.distributed)
 
 
 def volume_rotation(pose: jnp.ndarray) -> jnp.ndarray:

@@ -61,30 +61,24 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointError(path, f"cannot be read by torch.load(weights_only=True) ({e})") from None
     if not isinstance(state, dict):
         raise CheckpointError(path, f"holds a {type(state).__name__}, not a state dict")
-    return {k: v.detach().to(torch.float32).numpy() for k, v in _flatten(state).items() if isinstance(v, torch.Tensor)}
+    return {k: v.detach().to(torch.float32).numpy() for k, v in flat_dict(state, ".").items()
+            if isinstance(v, torch.Tensor)}
 
 
-def _flatten(state: dict, prefix: str = "") -> dict:
-    """Nested state dicts (several networks saved in one file) -> one dict keyed 'outer.inner.key'."""
+def flat_dict(tree: dict, sep: str, prefix: str = "") -> dict:
+    """Nested dicts -> one dict whose keys join the path with `sep` ('outer.inner.key'), leaves as they are."""
     flat = {}
-    for key, value in state.items():
+    for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flat_dict(value, sep, f"{prefix}{key}{sep}"))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+def flatten(tree: dict) -> dict[str, np.ndarray]:
     """Nested dict of arrays -> {"a/b/c": array} (Flax names hold no '/')."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "/"))
-        else:
-            flat[name] = np.asarray(value)
-    return flat
+    return {k: np.asarray(v) for k, v in flat_dict(tree, "/").items()}
 
 
 def unflatten(flat: dict[str, np.ndarray]) -> dict:

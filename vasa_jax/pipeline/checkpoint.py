@@ -3,7 +3,8 @@
     DIR/pipeline.json        format, vasa-jax version, face and motion configs, audio encoder, where it came from
     DIR/face.safetensors     the face model's (EMA) params, keys "a/b/c" for params["a"]["b"]["c"]
     DIR/motion.safetensors   the motion denoiser's (EMA) params under "denoiser/...", its normalisation
-                             statistics under "stats/..." (always float32)
+                             statistics under "stats/..." (always float32); a public motion model (JoyVASA)
+                             keeps its converted weights in a folder its section names instead
     DIR/audio/               (optional) a copy of the audio encoder's checkpoint folder
     DIR/portrait.png, DIR/speech.wav   (the bundled demo only) what `python sample.py` animates
 
@@ -27,6 +28,7 @@ import numpy as np
 from vasa_jax import __version__
 from vasa_jax.errors import ConfigError
 from vasa_jax.face.registry import face_model, is_public_face, load_public_face
+from vasa_jax.io.folders import folder_written_whole
 from vasa_jax.io.weights import CheckpointError, check_tree, checkpoint_folder, flatten, read_weights_tree
 from vasa_jax.motion.config import MotionConfig
 
@@ -49,14 +51,12 @@ def bundled_demo_dir() -> Path:
 
 @dataclasses.dataclass
 class PipelineCheckpoint:
-    """A pipeline checkpoint read into memory (params as float32 numpy trees)."""
+    """A pipeline checkpoint read into memory (face params as a float32 numpy tree)."""
 
     path: Path
     face: object  # a FaceModel (vasa_jax.face.registry)
-    motion: MotionConfig
-    audio: dict  # {"encoder": "mel"} or {"encoder": "wav2vec2" / "hubert", "checkpoint": folder, "layer": ...}
     face_params: dict
-    motion_params: dict  # {"denoiser": ..., "stats": ...}
+    generator: object  # a MotionGenerator with its weights (vasa_jax.motion.generator)
     manifest: dict
 
 
@@ -151,18 +151,14 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
         "vasa_jax_version": __version__,
         "weights_dtype": dtype,
         "face": face.manifest(),
-        "motion": dataclasses.asdict(motion),
+        "motion": {"implementation": "vasa-dit", **dataclasses.asdict(motion)},
         "audio": audio,
         "sources": {"face_workdir": os.path.abspath(face_workdir), "face_step": face_step,
                     "motion_workdir": os.path.abspath(motion_workdir), "motion_step": motion_step},
     }
     from safetensors.numpy import save_file
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with folder_written_whole(out) as tmp:
         save_file(_store(_plain(face_params), dtype), tmp / FACE_WEIGHTS, metadata={"format": FORMAT})
         motion_tensors = {f"denoiser/{k}": v for k, v in _store(_plain(motion_params["denoiser"]), dtype).items()}
         motion_tensors.update({f"stats/{k}": v.astype(np.float32)
@@ -171,16 +167,6 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
         if copy_audio and audio["encoder"] != "mel":
             shutil.copytree(os.path.abspath(motion_config.audio.checkpoint), tmp / AUDIO_FOLDER)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        for file in tmp.rglob("*"):  # safetensors writes owner-only files; a checkpoint ships to other users
-            if file.is_file():
-                file.chmod(0o666 & ~umask)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -193,8 +179,7 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
     """Reads and checks a pipeline checkpoint folder; CheckpointError naming the file for anything wrong."""
     import jax
 
-    from vasa_jax.motion.denoiser import init_denoiser
-    from vasa_jax.train.motion import placeholder_stats
+    from vasa_jax.motion.generator import load_generator
 
     path = checkpoint_folder(path, "a pipeline checkpoint is a folder (python -m vasa_jax.pipeline.export)")
     manifest_path = path / MANIFEST
@@ -213,7 +198,35 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
                                              f"({__version__}) reads version {FORMAT_VERSION}")
     try:
         face = face_model(manifest["face"])
-        motion = MotionConfig.from_config(manifest["motion"])
+        if not isinstance(manifest["motion"], dict):
+            raise TypeError("the motion section is not a mapping")
+    except (KeyError, TypeError, ConfigError) as e:
+        raise CheckpointError(manifest_path, f"describes no usable model ({type(e).__name__}: {e})") from None
+    face_params = read_weights_tree(path / FACE_WEIGHTS)
+    check_tree(path / FACE_WEIGHTS, face_params, jax.eval_shape(face.init, jax.random.key(0)), "face model")
+    try:
+        generator = load_generator(manifest, path)
+    except ConfigError as e:
+        raise CheckpointError(manifest_path, f"describes no usable model (ConfigError: {e})") from None
+    if generator.motion_dim != face.motion_dim or generator.face_model not in (None, face.name):
+        raise CheckpointError(manifest_path, f"pairs a {generator.name} motion model making {generator.motion_dim}-d "
+                                             f"motion with a {face.name} face model reading {face.motion_dim}-d")
+    return PipelineCheckpoint(path, face, face_params, generator, manifest)
+
+
+def read_dit(manifest: dict, path: Path):
+    """(MotionConfig, params {"denoiser", "stats"}, audio section) of the motion DiT a pipeline checkpoint holds;
+    CheckpointError naming the file for anything wrong."""
+    import jax
+    import ml_collections
+
+    from vasa_jax.motion.denoiser import init_denoiser
+    from vasa_jax.train.motion import placeholder_stats
+
+    manifest_path = path / MANIFEST
+    try:
+        section = {k: v for k, v in manifest["motion"].items() if k != "implementation"}
+        motion = MotionConfig.from_config(section)
         motion.require_sizes()
         audio = dict(manifest["audio"])
         if "encoder" not in audio:
@@ -223,12 +236,12 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
     if audio["encoder"] != "mel":
         checkpoint = Path(audio.get("checkpoint", ""))
         audio["checkpoint"] = str(checkpoint if checkpoint.is_absolute() else path / checkpoint)
-
-    face_params = read_weights_tree(path / FACE_WEIGHTS)
-    check_tree(path / FACE_WEIGHTS, face_params, jax.eval_shape(face.init, jax.random.key(0)), "face model")
+        if not Path(audio["checkpoint"]).is_dir():
+            raise CheckpointError(audio["checkpoint"], f"the audio encoder checkpoint that {path} uses is not there "
+                                                       "(export with --copy-audio to carry it along)")
     motion_flat = read_weights_tree(path / MOTION_WEIGHTS)
     motion_params = {"denoiser": motion_flat.get("denoiser", {}), "stats": motion_flat.get("stats", {})}
     expected = {"denoiser": jax.eval_shape(lambda k: init_denoiser(motion, k), jax.random.key(0)),
                 "stats": placeholder_stats(motion)}
     check_tree(path / MOTION_WEIGHTS, motion_params, expected, "motion model")
-    return PipelineCheckpoint(path, face, motion, audio, face_params, motion_params, manifest)
+    return motion, motion_params, ml_collections.ConfigDict({"checkpoint": "", "layer": "last", **audio})

@@ -5,23 +5,23 @@
     pipeline.write("out.mp4", "portrait.png", "speech.wav")       # long audio: frames are written as made
     for frames in pipeline.stream("portrait.png", chunks): ...    # online: frames as the audio arrives
 
-How a video is made. The portrait is framed like the training frames (portrait.py) and encoded once into
-V_app and z_id. The speech becomes 25 fps audio features; the motion generator samples the motion [T, M]
-window by window (vasa_jax.motion.sampling.MotionStream: each window conditioned on the previous one's tail);
-each window is decoded as soon as it is sampled, in fixed-size batches, and handed on. So at most one window
-of frames is in flight whatever the audio's length, and one compiled program of each kind serves every length.
-Offline, the features are computed from the whole clip first (its own normalisation statistics); streaming,
-they come from the audio encoder's stream. For an encoder whose features need no whole-clip statistics (the
-mel encoder) both give the same motion and frames for the same seed.
+How a video is made. The portrait is framed as the face model's training frames were (its framer) and encoded
+once into its two latents. The motion generator (vasa_jax.motion.generator: VASA's DiT or JoyVASA) turns the
+speech into motion window by window, each window conditioned on the previous one's tail; each window is
+decoded as soon as it is sampled, in fixed-size batches, and handed on. So at most one window of frames is in
+flight whatever the audio's length, and one compiled program of each kind serves every length. The pipeline
+knows the two models only through their interfaces; pipeline.json names them.
 
-Controls (keyword arguments of generate / write / stream):
-    gaze=(theta, phi)   main eye-gaze direction in degrees; default (0, 0) = at the camera (VASA-1's default);
-                        None = unconditional
-    distance=d          head distance (1 / face scale); default "average" = the training data's mean; None =
-                        unconditional
+Controls (keyword arguments of generate / write / stream). The first five belong to the motion model, which
+checks them (vasa_jax.motion.generator): a control it lacks is a ConfigError, never ignored.
+    gaze=(theta, phi)   main eye-gaze direction in degrees; default: the model's (VASA's DiT: (0, 0) = at the
+                        camera, VASA-1's default); None = unconditional
+    distance=d          head distance (1 / face scale); default: the model's (VASA's DiT: "average" = the
+                        training data's mean); None = unconditional
     emotion=e           emotion offset (a number, or emotion_dim numbers); default None = unconditional
     cfg={"audio": 0.5, "gaze": 1.0}   classifier-free guidance scales (merged over the model's defaults)
-    steps, sampler      denoising steps and "ddim" / "ddpm" (default: the model's, 50 / ddim at VASA scale)
+    steps, sampler      denoising steps and sampler (VASA's DiT: "ddim" / "ddpm", 50 / ddim at VASA scale;
+                        JoyVASA: "ancestral", all its steps, upstream's / "ddim", 10 steps)
     seed                the generation's random seed (same seed, same audio: same video)
     crop                True: find the face and crop it as training frames were; False: the image's centred
                         square, for images that are already framed
@@ -57,14 +57,13 @@ from vasa_jax.errors import ConfigError
 from vasa_jax.io import SAMPLE_RATE, MediaError, VideoWriter
 from vasa_jax.io.errors import check_readable_file
 from vasa_jax.io.weights import CheckpointError
-from vasa_jax.motion.config import CONDITIONS, SAMPLERS, MotionConfig
-from vasa_jax.motion.sampling import Controls, MotionStream
+from vasa_jax.motion.config import MotionConfig
+from vasa_jax.motion.generator import DEFAULT
 from vasa_jax.pipeline.checkpoint import bundled_demo_dir, read_pipeline_checkpoint
 from vasa_jax.pipeline.portrait import Portrait
 from vasa_jax.pipeline.pose import check_motion_path, load_pose_source, pose_indices, save_motion, video_motion
 from vasa_jax.provenance import ProvenanceMarker
 
-AVERAGE = "average"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 MAX_SIZE = 4096  # output side, pixels
 
@@ -163,10 +162,7 @@ def fresh_path(path) -> Path:
 class Settings:
     """One generation's options, checked and resolved (Pipeline.settings)."""
 
-    controls: Controls
-    cfg: Mapping[str, float] | None
-    steps: int
-    sampler: str
+    motion: object  # the motion generator's own options (controls, guidance, steps, sampler), checked by it
     seed: int
     crop: bool
     size: int
@@ -195,7 +191,7 @@ class Generation:
 
     @property
     def motion(self) -> np.ndarray:
-        m = self._pipeline.motion_config.motion_dim
+        m = self._pipeline.generator.motion_dim
         return np.concatenate(self._motion) if self._motion else np.zeros((0, m), np.float32)
 
     def __iter__(self):
@@ -271,82 +267,51 @@ class Pipeline:
     fps = FPS
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, face, face_params, motion_config: MotionConfig, motion_params,
-                 audio_encoder, *, decode_batch: int = 16, name: str | None = None):
-        motion_config.require_sizes()
-        if motion_config.motion_dim != face.motion_dim:
-            raise ConfigError(f"the motion model makes {motion_config.motion_dim}-d motion; the face model reads "
-                              f"{face.motion_dim}-d")
-        if audio_encoder.dim != motion_config.audio_dim:
-            raise ConfigError(f"the audio encoder gives {audio_encoder.dim}-d features; the motion model was trained "
-                              f"on {motion_config.audio_dim}-d")
-        self.face, self.motion_config, self.audio_encoder, self.name = face, motion_config, audio_encoder, name
+    def __init__(self, face, face_params, generator, *, decode_batch: int = 16, name: str | None = None):
+        if generator.motion_dim != face.motion_dim or generator.face_model not in (None, face.name):
+            raise ConfigError(f"the {generator.name} motion model makes {generator.motion_dim}-d motion"
+                              + (f" for the {generator.face_model} face model" if generator.face_model else "")
+                              + f"; the {face.name} face model reads {face.motion_dim}-d")
+        self.face, self.generator, self.name = face, generator, name
         self.image_size = face.output_size
         self.face_params = jax.device_put(face_params)
-        self.motion_params = jax.device_put(motion_params)
-        window = motion_config.window
+        window = generator.window
         self.decode_batch = -(-window // -(-window // max(1, int(decode_batch))))
         self.framer = face.framer()
 
     @classmethod
     def from_checkpoint(cls, path, **options) -> "Pipeline":
         """A pipeline from a checkpoint folder (vasa_jax.pipeline.checkpoint)."""
-        import ml_collections
-
-        from vasa_jax.data.motion_data import make_config_audio_encoder
-
         ckpt = read_pipeline_checkpoint(path)
-        audio = ml_collections.ConfigDict({"checkpoint": "", "layer": "last", **ckpt.audio})
-        if audio.encoder != "mel" and not Path(audio.checkpoint).is_dir():
-            raise CheckpointError(audio.checkpoint, f"the audio encoder checkpoint that {ckpt.path} uses is not "
-                                                    "there (export with --copy-audio to carry it along)")
-        try:
-            encoder = make_config_audio_encoder(audio)
-        except ValueError as e:
-            raise CheckpointError(ckpt.path, f"names an unusable audio encoder ({e})") from None
-        return cls(ckpt.face, ckpt.face_params, ckpt.motion, ckpt.motion_params, encoder,
-                   name=str(ckpt.path), **options)
+        return cls(ckpt.face, ckpt.face_params, ckpt.generator, name=str(ckpt.path), **options)
+
+    # The VASA motion DiT's parts, for the benchmark and the notebook (other motion models have none of these).
+    @property
+    def motion_config(self) -> MotionConfig:
+        return self._dit().config
+
+    @property
+    def motion_params(self):
+        return self._dit().params
+
+    @property
+    def audio_encoder(self):
+        return self._dit().audio_encoder
+
+    def _dit(self):
+        if not hasattr(self.generator, "audio_encoder"):
+            raise ConfigError(f"{self.name}: its motion model ({self.generator.name}) is not VASA's motion DiT")
+        return self.generator
 
     # ---- options ---------------------------------------------------------------------------------------------
 
-    def settings(self, *, gaze=(0.0, 0.0), distance=AVERAGE, emotion=None, cfg: Mapping[str, float] | None = None,
+    def settings(self, *, gaze=DEFAULT, distance=DEFAULT, emotion=None, cfg: Mapping[str, float] | None = None,
                  steps: int | None = None, sampler: str | None = None, seed: int = 0, crop: bool = True,
                  size: int | None = None, pasteback: bool = True, pose_from=None, save_motion=None) -> Settings:
-        """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work."""
-        mc = self.motion_config
-
-        def numbers(name, value, count):
-            try:
-                array = np.asarray(value, np.float32).reshape(-1)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{name} must be {count} number(s); got {value!r}") from None
-            if array.size != count or not np.all(np.isfinite(array)):
-                raise ConfigError(f"{name} must be {count} finite number(s); got {value!r}")
-            return array
-
-        gaze = None if gaze is None else numbers("gaze (theta, phi degrees)", gaze, 2)
-        if isinstance(distance, str):
-            if distance != AVERAGE:
-                raise ConfigError(f"distance must be a number, {AVERAGE!r} or None; got {distance!r}")
-            distance = np.asarray(self.motion_params["stats"]["distance"]["mean"], np.float32).reshape(1)
-        elif distance is not None:
-            distance = numbers("distance", distance, 1)
-            if distance[0] <= 0:
-                raise ConfigError(f"distance must be positive (1 / face scale); got {float(distance[0])}")
-        emotion = None if emotion is None else numbers("emotion", emotion, mc.emotion_dim)
-        if cfg is not None:
-            unknown = set(cfg) - set(CONDITIONS)
-            if unknown:
-                raise ConfigError(f"cfg scales for unknown conditions {sorted(unknown)}; known: {list(CONDITIONS)}")
-            for name, value in cfg.items():
-                numbers(f"cfg[{name!r}]", value, 1)
-            cfg = {k: float(v) for k, v in cfg.items()}
-        steps = mc.sample_steps if steps is None else steps
-        if not isinstance(steps, (int, np.integer)) or not 1 <= steps <= mc.diffusion_steps:
-            raise ConfigError(f"steps must be a whole number in [1, {mc.diffusion_steps}]; got {steps!r}")
-        sampler = mc.sampler if sampler is None else sampler
-        if sampler not in SAMPLERS:
-            raise ConfigError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+        """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work,
+        or for a control the motion model lacks."""
+        motion = self.generator.options(gaze=gaze, distance=distance, emotion=emotion, cfg=cfg, steps=steps,
+                                        sampler=sampler)
         if not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"seed must be a whole number; got {seed!r}")
         size = self.image_size if size is None else size
@@ -367,11 +332,7 @@ class Pipeline:
             if not np.all(np.isfinite(pose_from[:, :pose_dim])):
                 raise ConfigError("pose_from holds NaN or infinite values")
             pose_from = pose_from[:, :pose_dim]
-        return Settings(Controls(gaze=None if gaze is None else jnp.asarray(gaze),
-                                 distance=None if distance is None else jnp.asarray(distance),
-                                 emotion=None if emotion is None else jnp.asarray(emotion)),
-                        cfg, int(steps), sampler, int(seed), bool(crop), int(size), bool(pasteback),
-                        pose_from, save_motion)
+        return Settings(motion, int(seed), bool(crop), int(size), bool(pasteback), pose_from, save_motion)
 
     # ---- the parts ---------------------------------------------------------------------------------------------
 
@@ -410,10 +371,9 @@ class Pipeline:
         """(V_app, z_id) of a framed uint8 [S, S, 3] portrait."""
         return _encode_source(self.face_params, jnp.asarray(image[None], jnp.float32) / 255.0, face=self.face)
 
-    def _motion_stream(self, settings: Settings, audio_stream=None) -> MotionStream:
-        return MotionStream(self.motion_params, settings.controls, jax.random.key(settings.seed),
-                            config=self.motion_config, steps=settings.steps, sampler=settings.sampler,
-                            cfg=settings.cfg, audio_stream=audio_stream)
+    def _motion_stream(self, settings: Settings):
+        """The motion generator's run for one generation (offline windows or pushed audio)."""
+        return self.generator.start(settings.motion, jax.random.key(settings.seed))
 
     def _render_batch(self, latents, motion: np.ndarray, size: int):
         """(frames [decode_batch, size, size, 3] on the device, how many are real) for motion [n <= batch, M]."""
@@ -429,16 +389,8 @@ class Pipeline:
 
     def _start(self, image, waveform: np.ndarray, settings: Settings) -> Generation:
         portrait, latents, pose = self._begin(image, settings)
-        features = self.audio_encoder.features(waveform)
-        stream = self._motion_stream(settings)
-        window = self.motion_config.window
-
-        def windows():
-            for start in range(0, features.shape[0], window):
-                yield from stream.push(features[start:start + window])
-            yield from stream.flush()
-
-        return Generation(self, portrait, latents, settings, windows(), pose, num_frames=num_frames(waveform.size),
+        windows = self._motion_stream(settings).offline(waveform)
+        return Generation(self, portrait, latents, settings, windows, pose, num_frames=num_frames(waveform.size),
                           audio=waveform)
 
     def drive(self, image, video, **options) -> Generation:
@@ -458,7 +410,7 @@ class Pipeline:
             waveform = load_speech(video)
         except MediaError:  # a driving video without sound drives the face all the same
             waveform = np.zeros(len(motion) * SAMPLES_PER_FRAME, np.float32)
-        window = self.motion_config.window
+        window = self.generator.window
         windows = (motion[i:i + window] for i in range(0, len(motion), window))
         return Generation(self, portrait, latents, settings, windows, pose, num_frames=len(motion), audio=waveform)
 
@@ -477,8 +429,7 @@ class Pipeline:
 
     def _stream(self, image, audio_chunks: Iterable, settings: Settings) -> Generation:
         portrait, latents, pose = self._begin(image, settings)
-        audio_stream = self.audio_encoder.stream()
-        stream = self._motion_stream(settings, audio_stream)
+        stream = self._motion_stream(settings)
 
         def windows():
             for chunk in audio_chunks:
@@ -497,12 +448,12 @@ class Pipeline:
         started = time.perf_counter()
         settings = self.settings(**{k: v for k, v in options.items() if k not in ("pose_from", "save_motion")})
         latents = self._encode(np.zeros((self.face.image_size, self.face.image_size, 3), np.uint8))
-        silence = np.zeros(self.motion_config.window * SAMPLES_PER_FRAME, np.float32)
-        window = self._motion_stream(settings).push(self.audio_encoder.features(silence))[0]
+        silence = np.zeros(self.generator.window * SAMPLES_PER_FRAME, np.float32)
+        window = next(iter(self._motion_stream(settings).offline(silence)))
         if stream:
-            audio_stream = self.audio_encoder.stream()
-            audio_stream.push(silence)
-            audio_stream.flush()
+            run = self._motion_stream(settings)
+            run.push_audio(silence)
+            run.flush()
         frames, _ = self._render_batch(latents, window[:self.decode_batch], settings.size)
         np.asarray(frames)
         return time.perf_counter() - started

@@ -10,7 +10,7 @@ from vasa_jax.train.loop import TrainingDiverged, train
 from vasa_jax.train.optim import decay_mask, ema_update, make_optimizer, make_schedule
 from vasa_jax.train.parallel import (
     DATA_AXIS, compile_step, data_sharded, make_mesh, maybe_initialize_distributed, process_batch_size, replicate,
-    replicated, shard_batch,
+    replicated, shard_batch, to_host,
 )
 from vasa_jax.train.state import TrainState
 
@@ -18,5 +18,5 @@ __all__ = [
     "DATA_AXIS", "RESUMABLE_FIELDS", "Checkpointer", "ConfigMismatchError", "MetricWriter", "Progress",
     "TrainState", "TrainingDiverged", "check_or_store_config", "compile_step", "data_sharded", "decay_mask",
     "ema_update", "image_grid", "make_mesh", "make_optimizer", "make_schedule", "maybe_initialize_distributed",
-    "process_batch_size", "replicate", "replicated", "shard_batch", "train",
+    "process_batch_size", "replicate", "replicated", "shard_batch", "to_host", "train",
 ]

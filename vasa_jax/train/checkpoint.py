@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 from collections.abc import Collection
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+
+from vasa_jax.io.weights import flat_dict
 
 # Fields (matched by their last name, in any config section) that may differ when a run is resumed.
 RESUMABLE_FIELDS = frozenset({"steps", "log_every", "image_every", "checkpoint_every", "keep_checkpoints"})
@@ -30,16 +31,6 @@ def _plain(config) -> dict:
     if hasattr(config, "to_dict"):
         config = config.to_dict()
     return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def check_or_store_config(workdir: str, config, may_change: Collection[str] = RESUMABLE_FIELDS,
@@ -57,8 +48,8 @@ def check_or_store_config(workdir: str, config, may_change: Collection[str] = RE
             os.replace(path + ".tmp", path)
         return
     with open(path) as f:
-        stored = _flatten(json.load(f))
-    new = _flatten(current)
+        stored = flat_dict(json.load(f), ".")
+    new = flat_dict(current, ".")
     if sections is not None:
         keep = lambda flat: {k: v for k, v in flat.items() if k.split(".", 1)[0] in sections}  # noqa: E731
         stored, new = keep(stored), keep(new)

@@ -31,7 +31,7 @@ from vasa_jax.train.checkpoint import Checkpointer
 from vasa_jax.train.logging import image_grid
 from vasa_jax.train.loop import train as run_training
 from vasa_jax.train.optim import make_optimizer
-from vasa_jax.train.parallel import make_mesh, process_batch_size
+from vasa_jax.train.parallel import make_mesh, process_batch_size, to_host
 from vasa_jax.train.state import TrainState
 
 
@@ -144,7 +144,7 @@ def image_grids(trainer: FaceTrainer, state: TrainState, batch) -> dict:
     """source | driver | reconstruction | other person | cross-identity transfer, from the EMA params."""
     params = state.ema_params if state.ema_params is not None else state.params
     out = trainer.generate_jit(params, batch)
-    return {"face": image_grid([out[k] for k in ("source", "driver", "recon", "other", "transfer")])}
+    return {"face": image_grid(to_host([out[k] for k in ("source", "driver", "recon", "other", "transfer")]))}
 
 
 STAGE_SECTIONS = ("face", "face_train", "data")  # what stage 1 reads; a resume compares only these

@@ -4,9 +4,13 @@ This is pmap's data parallelism in its current form. The step function is writte
 the global batch; with the state replicated (P()) and the batch split (P('data')), the compiler partitions it
 and inserts the gradient all-reduce itself, so a step function must NOT pmean its gradients.
 
-Multi-host: call maybe_initialize_distributed() before anything else touches jax; every process then runs
-the same program, loads its own 1/process_count of each global batch (process_batch_size) and shard_batch
-assembles the global array from the process-local pieces.
+Multi-host: call maybe_initialize_distributed() before anything else touches jax (train.py does it before
+loading the config, whose imports do); every process then runs the same program, loads its own
+1/process_count of each global batch (process_batch_size; the data iterators give process p every
+process_count-th batch, which is rows [p * n, (p + 1) * n) of the batch one process would read) and
+shard_batch assembles the global array from the process-local pieces. On CPUs the processes' collectives go
+through Gloo over TCP (jax_cpu_collectives_implementation, "gloo" by default); tests/test_train_multiprocess.py
+runs two processes on one machine this way.
 """
 
 from __future__ import annotations
@@ -116,6 +120,16 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
         return jax.make_array_from_process_local_data(sharding, x)
 
     return jax.tree_util.tree_map_with_path(put, batch)
+
+
+def to_host(tree):
+    """numpy copies of a pytree of global jax.Arrays, whole on every process: with several processes the rows
+    other processes hold are gathered, so every process must call this at the same point."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def compile_step(step_fn: Callable, mesh: Mesh, donate_state: bool = True) -> Callable:

@@ -79,7 +79,7 @@ def bench_upstream(upstream_dir: str, config, batches, repeats: int, log) -> dic
     torch.set_num_threads(os.cpu_count() or 1)
     w = dataclasses.asdict(config.warping_module_params)
     modules = {"W": WarpingNetwork(**w).eval(),
-               "G": SPADEDecoder(**dataclasses.asdict(config.spade_generator_params)).eval()}
+               "G": SPADEDecoder(**config.spade_generator_params.upstream_kwargs()).eval()}
     out = {"threads": torch.get_num_threads(), "torch": torch.__version__, "W": {}, "G": {}}
     for batch in batches:
         rng = torch.Generator().manual_seed(batch)

@@ -64,6 +64,12 @@ class SpadeConfig:
     block_expansion: int = 64
     max_features: int = 512
     num_down_blocks: int = 2
+    out_channels: int = 64  # width of the last block (upstream's constructor default)
+    hidden: int = 128  # width of each SPADE's shared conv: fixed in upstream's code, so always 128 for its weights
+
+    def upstream_kwargs(self) -> dict:
+        """The arguments of upstream's SPADEDecoder (hidden is not one of them)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "hidden"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,3 +140,20 @@ def small() -> LivePortraitConfig:
         SpadeConfig(block_expansion=4, max_features=64),
         StitchingConfig(MLPConfig(126, (16, 8), 65), MLPConfig(65, (16, 8), 63), MLPConfig(66, (16, 8), 63)),
     )
+
+
+def tiny() -> LivePortraitConfig:
+    """The smallest networks of upstream's structure, for fast pipeline and training tests (no upstream weights
+    have these sizes: SPADE's fixed width of 128 is reduced too, which upstream's code does not allow)."""
+    base = small()
+    # A volume of depth 4 (not 16) and one compressed channel: the dense motion network's cost is set by the
+    # volume and its 22 x (compress + 1) input channels, not by the widths small() reduces.
+    return dataclasses.replace(
+        base,
+        appearance_feature_extractor_params=dataclasses.replace(base.appearance_feature_extractor_params,
+                                                                reshape_channel=16, reshape_depth=4),
+        warping_module_params=dataclasses.replace(
+            base.warping_module_params, reshape_channel=16,
+            dense_motion_params=dataclasses.replace(base.warping_module_params.dense_motion_params, reshape_depth=4,
+                                                    compress=1)),
+        spade_generator_params=dataclasses.replace(base.spade_generator_params, out_channels=8, hidden=8))

@@ -4,19 +4,19 @@
 
 --weights: upstream's folder (base_models/, retargeting_models/) or the hub download's root holding
 liveportrait/. The output holds liveportrait.safetensors and liveportrait.json (the networks' sizes); it is
-written under a temporary name and renamed when complete, and an existing folder is never replaced without
+written whole (never half), and an existing folder is never replaced without
 --overwrite. Exit codes: 0 done, 2 bad input (one line naming the file and the problem).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 from pathlib import Path
 
+from vasa_jax.cli import run_for_user
 from vasa_jax.face.liveportrait.model import load_liveportrait, save_converted
+from vasa_jax.io.folders import folder_written_whole
 
 
 def convert(weights, out, *, overwrite: bool = False, config=None) -> Path:
@@ -28,15 +28,8 @@ def convert(weights, out, *, overwrite: bool = False, config=None) -> Path:
     if out.exists() and not overwrite:
         raise ConfigError(f"{out}: already exists; choose a new folder or pass --overwrite")
     model, params = load_liveportrait(weights, config=config)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with folder_written_whole(out) as tmp:
         save_converted(params, model.config, tmp)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -50,16 +43,12 @@ def main(argv=None) -> int:
         args = p.parse_args(argv)
     except SystemExit as e:
         return e.code
-    from vasa_jax.errors import ConfigError
-    from vasa_jax.io.weights import CheckpointError
 
-    try:
-        out = convert(args.weights, args.out, overwrite=args.overwrite)
-    except (CheckpointError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+    def run() -> int:
+        print(f"wrote {convert(args.weights, args.out, overwrite=args.overwrite)}")
+        return 0
+
+    return run_for_user(run)
 
 
 if __name__ == "__main__":

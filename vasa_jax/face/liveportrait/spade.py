@@ -22,10 +22,13 @@ import numpy as np
 
 from vasa_jax.face.liveportrait import weights
 from vasa_jax.face.liveportrait.config import SpadeConfig
-from vasa_jax.face.liveportrait.layers import Conv, instance_norm, leaky_relu, upsample_nearest
+from vasa_jax.face.liveportrait.layers import (
+    Conv,
+    instance_norm,
+    leaky_relu,
+    upsample_nearest,
+)
 
-SPADE_HIDDEN = 128  # width of each SPADE's shared conv (fixed upstream)
-OUT_CHANNELS = 64  # width of the last residual block (upstream's default, not in models.yaml)
 NUM_MIDDLE_BLOCKS = 6
 
 
@@ -81,7 +84,7 @@ def conv3x3_of_upsampled(x, kernel, bias, factor: int):
 def shared_activations(segmap, norms, size):
     """Every SPADE in `norms` applies its shared conv + ReLU to the segmap resized (nearest) to `size`: one conv
     for all of them (at the segmap's own resolution when `size` is an integer multiple of it). -> one
-    [B, *size, 128] per SPADE."""
+    [B, *size, hidden] per SPADE."""
     kernels, biases = zip(*(norm.shared_weights() for norm in norms))
     kernel, bias = jnp.concatenate(kernels, axis=-1), jnp.concatenate(biases)
     factor = size[0] // segmap.shape[1]
@@ -95,16 +98,14 @@ def shared_activations(segmap, norms, size):
 
 
 class ConvWeights(nn.Module):
-    """A convolution's parameters only (kernel [k, k, Cin, Cout], bias), for convolutions grouped with others."""
+    """A 3x3 convolution's parameters only (kernel [3, 3, Cin, Cout], bias), for convolutions grouped with others."""
 
     in_features: int
     features: int
-    kernel_size: int = 3
 
     @nn.compact
     def __call__(self):
-        k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, self.in_features, self.features))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, self.in_features, self.features))
         return kernel, self.param("bias", nn.initializers.zeros, (self.features,))
 
 
@@ -113,11 +114,12 @@ class SPADE(nn.Module):
 
     norm_nc: int
     label_nc: int
+    hidden: int
 
     def setup(self):
-        self.mlp_shared_0 = ConvWeights(self.label_nc, SPADE_HIDDEN)
-        self.mlp_gamma = ConvWeights(SPADE_HIDDEN, self.norm_nc)
-        self.mlp_beta = ConvWeights(SPADE_HIDDEN, self.norm_nc)
+        self.mlp_shared_0 = ConvWeights(self.label_nc, self.hidden)
+        self.mlp_gamma = ConvWeights(self.hidden, self.norm_nc)
+        self.mlp_beta = ConvWeights(self.hidden, self.norm_nc)
 
     def shared_weights(self):
         return self.mlp_shared_0()
@@ -137,16 +139,17 @@ class SPADEResnetBlock(nn.Module):
     fin: int
     fout: int
     label_nc: int
+    hidden: int
 
     def setup(self):
         middle = min(self.fin, self.fout)
         self.conv_0 = Conv(middle, 3, padding=1)
         self.conv_1 = Conv(self.fout, 3, padding=1)
-        self.norm_0 = SPADE(self.fin, self.label_nc)
-        self.norm_1 = SPADE(middle, self.label_nc)
+        self.norm_0 = SPADE(self.fin, self.label_nc, self.hidden)
+        self.norm_1 = SPADE(middle, self.label_nc, self.hidden)
         if self.fin != self.fout:
             self.conv_s = Conv(self.fout, 1, use_bias=False)
-            self.norm_s = SPADE(self.fin, self.label_nc)
+            self.norm_s = SPADE(self.fin, self.label_nc, self.hidden)
 
     def norms(self) -> list[SPADE]:
         """The block's SPADEs, in the order __call__ takes their shared activations."""
@@ -174,11 +177,11 @@ class SPADEDecoder(nn.Module):
         cfg = self.config
         width = min(cfg.max_features, cfg.block_expansion * 2 ** cfg.num_down_blocks)
         segmap = feature.astype(self.dtype or jnp.float32)
-        b, h, w, label_nc = segmap.shape
-        middle = [SPADEResnetBlock(2 * width, 2 * width, label_nc, name=f"G_middle_{i}")
+        _, h, w, label_nc = segmap.shape
+        middle = [SPADEResnetBlock(2 * width, 2 * width, label_nc, cfg.hidden, name=f"G_middle_{i}")
                   for i in range(NUM_MIDDLE_BLOCKS)]
-        up_0 = SPADEResnetBlock(2 * width, width, label_nc, name="up_0")
-        up_1 = SPADEResnetBlock(width, OUT_CHANNELS, label_nc, name="up_1")
+        up_0 = SPADEResnetBlock(2 * width, width, label_nc, cfg.hidden, name="up_0")
+        up_1 = SPADEResnetBlock(width, cfg.out_channels, label_nc, cfg.hidden, name="up_1")
 
         x = Conv(2 * width, 3, padding=1, name="fc")(segmap)
         actvs = shared_activations(segmap, [n for block in middle for n in block.norms()], (h, w))
