@@ -79,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--pose-from", metavar="FILE", help="take the head pose from a video or a saved motion file "
                                                        "(.npz / .npy); lips and expression follow the audio")
+    p.add_argument("--pose-offset", type=_numbers(3), metavar="YAW,PITCH,ROLL",
+                   help="degrees added to every frame's head pose (with any face and motion model)")
     p.add_argument("--save-motion", metavar="FILE", help="write the motion as rendered (.npz or .npy)")
     p.add_argument("--stream", action="store_true", help="online mode: audio consumed in 40 ms chunks, frames "
                                                          "written as ready; prints first-frame latency and fps")
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = {name: value for name, value in (("audio", args.cfg_audio), ("gaze", args.cfg_gaze)) if value is not None}
     options = dict(gaze=args.gaze, distance=args.distance, emotion=args.emotion, cfg=cfg or None, steps=args.steps,
                    sampler=args.sampler, seed=args.seed, crop=not args.no_crop, size=args.size,
-                   pasteback=not args.no_pasteback, pose_from=args.pose_from, save_motion=args.save_motion)
+                   pasteback=not args.no_pasteback, pose_offset=args.pose_offset, pose_from=args.pose_from,
+                   save_motion=args.save_motion)
 
     # Inputs first (cheap), the model after: a mistake is reported before seconds of loading and compiling.
     load_portrait_image(args.image)

@@ -115,6 +115,15 @@ def test_pose_from_a_motion_file_replaces_the_pose_and_keeps_the_dynamics(pipeli
     assert np.abs(posed.frames.astype(int) - video.frames).max() > 0
 
 
+def test_pose_offset_turns_the_head_and_keeps_the_rest(pipeline, portrait, audio, video):
+    turned = pipeline.generate(portrait, audio, seed=0, pose_offset=(10.0, -5.0, 2.0))
+    offset = np.tile([10.0, -5.0, 2.0], (len(turned.motion), 1))
+    np.testing.assert_allclose(turned.motion[:, :3] - video.motion[:, :3], offset, atol=1e-4)
+    np.testing.assert_allclose(turned.motion[:, 3:], video.motion[:, 3:], atol=1e-5)
+    with pytest.raises(ConfigError, match="pose_offset must be 3 finite numbers"):
+        pipeline.settings(pose_offset=(1.0, 2.0))
+
+
 def test_save_motion_round_trip(pipeline, portrait, audio, video, tmp_path):
     first = pipeline.generate(portrait, audio, seed=0, save_motion=tmp_path / "m.npz")
     np.testing.assert_array_equal(load_motion_file(tmp_path / "m.npz"), first.motion)

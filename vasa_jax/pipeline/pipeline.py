@@ -29,6 +29,8 @@ checks them (vasa_jax.motion.generator): a control it lacks is a ConfigError, ne
     pasteback           True (default): where the face model's framing allows it (LivePortrait), the animated
                         crop is put back into the whole photo at the photo's resolution (capped, even sides),
                         and size does not apply; False: the square crop
+    pose_offset         (yaw, pitch, roll) degrees added to every frame's head pose (after pose_from), with any
+                        face and motion model: turn or tilt the head
     pose_from           a video or motion file (or a pose array [L, >= 6], e.g. from Pipeline.pose_track) whose
                         head pose replaces the generated one while lips and expression follow the audio
                         (pose.py: shorter sources play back and forth)
@@ -167,6 +169,7 @@ class Settings:
     crop: bool
     size: int
     pasteback: bool  # frames put back into the whole photo where the face model's framing allows it
+    pose_offset: np.ndarray | None  # degrees [3] added to every frame's yaw, pitch, roll
     pose_from: str | np.ndarray | None  # a file, or z_pose [L, face.pose_dim]
     save_motion: Path | None
 
@@ -211,6 +214,8 @@ class Generation:
             if self._pose is not None:
                 rows = pose_indices(self._frames_done, len(window), len(self._pose))
                 window[:, :pipeline.face.pose_dim] = self._pose[rows]
+            if self.settings.pose_offset is not None:
+                window[:, :3] += self.settings.pose_offset  # yaw, pitch, roll lead z_pose (vasa_jax.pose.POSE_KEYS)
             self._motion.append(window)
             self._frames_done += len(window)
             # Every batch of the window is dispatched before the first is read back: the device works on the
@@ -307,7 +312,8 @@ class Pipeline:
 
     def settings(self, *, gaze=DEFAULT, distance=DEFAULT, emotion=None, cfg: Mapping[str, float] | None = None,
                  steps: int | None = None, sampler: str | None = None, seed: int = 0, crop: bool = True,
-                 size: int | None = None, pasteback: bool = True, pose_from=None, save_motion=None) -> Settings:
+                 size: int | None = None, pasteback: bool = True, pose_offset=None, pose_from=None,
+                 save_motion=None) -> Settings:
         """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work,
         or for a control the motion model lacks."""
         motion = self.generator.options(gaze=gaze, distance=distance, emotion=emotion, cfg=cfg, steps=steps,
@@ -318,6 +324,14 @@ class Pipeline:
         if not isinstance(size, (int, np.integer)) or not 16 <= size <= MAX_SIZE or size % 2:
             raise ConfigError(f"size must be an even number of pixels in [16, {MAX_SIZE}] (H.264 needs even sides); "
                               f"got {size!r}")
+        if pose_offset is not None:
+            wrong = f"pose_offset must be 3 finite numbers (yaw, pitch, roll degrees); got {pose_offset!r}"
+            try:
+                pose_offset = np.asarray(pose_offset, np.float32).reshape(-1)
+            except (TypeError, ValueError):
+                raise ConfigError(wrong) from None
+            if pose_offset.size != 3 or not np.all(np.isfinite(pose_offset)):
+                raise ConfigError(wrong)
         if save_motion is not None:
             save_motion = check_motion_path(save_motion)
         if isinstance(pose_from, (str, os.PathLike)):
@@ -332,7 +346,8 @@ class Pipeline:
             if not np.all(np.isfinite(pose_from[:, :pose_dim])):
                 raise ConfigError("pose_from holds NaN or infinite values")
             pose_from = pose_from[:, :pose_dim]
-        return Settings(motion, int(seed), bool(crop), int(size), bool(pasteback), pose_from, save_motion)
+        return Settings(motion, int(seed), bool(crop), int(size), bool(pasteback), pose_offset, pose_from,
+                        save_motion)
 
     # ---- the parts ---------------------------------------------------------------------------------------------
 
