@@ -1,23 +1,29 @@
 """JoyVASA's motion generator (vasa_jax.motion.joyvasa) against upstream's own outputs, recorded at reduced width
-from jdh-algo/JoyVASA's source by tests/reference/joyvasa_parity.py (tests/data/joyvasa_small: the checkpoint as
+from jdh-algo/JoyVASA's source by tests/reference/joyvasa_parity.py (tests/data/joyvasa_small, laid out by tests/upstream_layout.py: the checkpoint as
 upstream saves one, a pathlib path in its args included; the template pickled as upstream pickles it; inputs and
 outputs); the loader's refusals; and sampling (lengths, keys, DDIM, scan == stream, the converted form)."""
 
 import argparse
+import atexit
 import os
 import pathlib
 import pickle
 import shutil
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 import torch
 
+from upstream_layout import unpack
 from vasa_jax.io.weights import CheckpointError
 from vasa_jax.motion.joyvasa import JoyVasaStream, load_joyvasa, sample_motion, sample_window, save_joyvasa
 
-DATA = pathlib.Path(__file__).parent / "data" / "joyvasa_small"
+RECORDED = pathlib.Path(__file__).parent / "data" / "joyvasa_small"
+# The recorded checkpoint laid out as upstream saves it (a torch.save .pt, the template pickle), made here.
+DATA = unpack(RECORDED, tempfile.mkdtemp(prefix="vasa-jax-test-joyvasa-"))
+atexit.register(shutil.rmtree, DATA, ignore_errors=True)
 MODEL_FILE = pathlib.Path("motion_generator") / "motion_generator_hubert_chinese.pt"
 TEMPLATE_FILE = pathlib.Path("motion_template") / "motion_template.pkl"
 PARITY_TOL = 1e-4  # relative to the output's largest magnitude
@@ -31,7 +37,7 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(DATA / "reference.npz") as f:
+    with np.load(RECORDED / "reference.npz") as f:
         return dict(f)
 
 

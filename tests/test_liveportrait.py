@@ -2,7 +2,8 @@
 the face interface and pipeline over it.
 
 tests/data/liveportrait_small was recorded by tests/reference/liveportrait_parity.py --small --record from
-upstream's own networks (random weights, saved in upstream's layout as float16 values; see that script).
+upstream's own networks (random weights as float16 values, kept as a numpy archive that the tests lay out as
+upstream's checkpoint files: tests/upstream_layout.py).
 """
 
 import json
@@ -19,6 +20,7 @@ import torch
 
 from liveportrait_models import tiny_liveportrait
 from pipeline_models import speech, toy_portrait
+from upstream_layout import unpack
 from vasa_jax.face.liveportrait import LivePortraitFaceModel, load_liveportrait
 from vasa_jax.face.liveportrait.config import LivePortraitConfig, small, tiny
 from vasa_jax.face.liveportrait.convert import convert
@@ -28,20 +30,26 @@ from vasa_jax.face.liveportrait.framing import paste_size
 from vasa_jax.face.registry import face_model
 from vasa_jax.io import CheckpointError, read_video
 
-DATA = Path(__file__).parent / "data" / "liveportrait_small"
+RECORDED = Path(__file__).parent / "data" / "liveportrait_small"
 sys.path.insert(0, str(Path(__file__).parent / "reference"))
 from liveportrait_parity import ours, strided  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def reference():
-    with np.load(DATA / "reference.npz") as f:
+    with np.load(RECORDED / "reference.npz") as f:
         return dict(f)
 
 
 @pytest.fixture(scope="module")
-def loaded():
-    return load_liveportrait(DATA, config=small())
+def upstream_files(tmp_path_factory):
+    """The recorded weights laid out as upstream's checkpoints (torch.save files), made here."""
+    return unpack(RECORDED, tmp_path_factory.mktemp("liveportrait_small"))
+
+
+@pytest.fixture(scope="module")
+def loaded(upstream_files):
+    return load_liveportrait(upstream_files, config=small())
 
 
 def test_every_public_function_matches_upstream(loaded, reference):
@@ -59,11 +67,11 @@ def test_every_public_function_matches_upstream(loaded, reference):
     assert np.abs(got["generate"][:, ::4, ::4] - reference["output_generate"]).max() < 1e-3
 
 
-def test_converted_folder_loads_and_renders_without_torch(loaded, tmp_path):
+def test_converted_folder_loads_and_renders_without_torch(loaded, upstream_files, tmp_path):
     model, params = loaded
-    out = convert(DATA, tmp_path / "converted", config=small())
+    out = convert(upstream_files, tmp_path / "converted", config=small())
     assert sorted(p.name for p in out.iterdir()) == ["liveportrait.json", "liveportrait.safetensors"]
-    assert convert_main(["--weights", str(DATA), "--out", str(out)]) == 2  # never replaces without --overwrite
+    assert convert_main(["--weights", str(upstream_files), "--out", str(out)]) == 2  # never replaces without --overwrite
     script = ("import sys; sys.modules['torch'] = None\n"
               "import numpy as np, jax.numpy as jnp\n"
               "from vasa_jax.face.liveportrait import load_liveportrait\n"
@@ -77,21 +85,21 @@ def test_converted_folder_loads_and_renders_without_torch(loaded, tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "image.npy"), np.asarray(model.generate(params, w)), atol=1e-6)
 
 
-def test_bad_weights_are_named(tmp_path):
+def test_bad_weights_are_named(upstream_files, tmp_path):
     with pytest.raises(CheckpointError, match="holds no LivePortrait weights"):
         load_liveportrait(tmp_path)
     with pytest.raises(CheckpointError, match=r"appearance_feature_extractor.pth: missing key for resblocks_3d"):
-        load_liveportrait(DATA)  # full-size networks, small files
+        load_liveportrait(upstream_files)  # full-size networks, small files
     broken = tmp_path / "broken"
-    for file in DATA.rglob("*.pth"):
-        (broken / file.relative_to(DATA)).parent.mkdir(parents=True, exist_ok=True)
-        (broken / file.relative_to(DATA)).write_bytes(file.read_bytes())
+    for file in upstream_files.rglob("*.pth"):
+        (broken / file.relative_to(upstream_files)).parent.mkdir(parents=True, exist_ok=True)
+        (broken / file.relative_to(upstream_files)).write_bytes(file.read_bytes())
     state = torch.load(broken / "base_models/motion_extractor.pth", weights_only=True)
     state["detector.fc_kp.weight"] = state["detector.fc_kp.weight"][:-3]
     torch.save(state, broken / "base_models/motion_extractor.pth")
     with pytest.raises(CheckpointError, match=r"motion_extractor.pth: detector.fc_kp.weight has shape"):
         load_liveportrait(broken, config=small())
-    (broken / "base_models/motion_extractor.pth").write_bytes((DATA / "base_models/motion_extractor.pth").read_bytes())
+    (broken / "base_models/motion_extractor.pth").write_bytes((upstream_files / "base_models/motion_extractor.pth").read_bytes())
     (broken / "base_models/warping_module.pth").unlink()
     with pytest.raises(CheckpointError, match=r"warping_module.pth: not found"):
         load_liveportrait(broken, config=small())

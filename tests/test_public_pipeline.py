@@ -13,6 +13,7 @@ import pytest
 
 from liveportrait_models import tiny_liveportrait
 from pipeline_models import speech, toy_portrait
+from upstream_layout import unpack
 from vasa_jax.audio.features import num_frames
 from vasa_jax.errors import ConfigError
 from vasa_jax.motion.joyvasa.generator import LEAD_FRAMES, to_face_layout
@@ -27,7 +28,8 @@ DATA = Path(__file__).parent / "data"
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("public")
     face = tiny_liveportrait(root / "liveportrait")
-    return import_public(face, DATA / "joyvasa_small", DATA / "joyvasa_small" / "hubert", root / "pipeline")
+    joyvasa = unpack(DATA / "joyvasa_small", root / "joyvasa")
+    return import_public(face, joyvasa, joyvasa / "hubert", root / "pipeline")
 
 
 def test_import_writes_one_pipeline_checkpoint(checkpoint, tmp_path):
@@ -35,7 +37,7 @@ def test_import_writes_one_pipeline_checkpoint(checkpoint, tmp_path):
     assert manifest["face"]["implementation"] == "liveportrait"
     assert manifest["motion"] == {"implementation": "joyvasa", "folder": "joyvasa"}
     assert sorted(p.name for p in checkpoint.iterdir()) == ["face.safetensors", "joyvasa", "pipeline.json"]
-    assert import_main(["--liveportrait", str(checkpoint), "--joyvasa", str(DATA / "joyvasa_small"),
+    assert import_main(["--liveportrait", str(checkpoint), "--joyvasa", str(checkpoint.parent / "joyvasa"),
                         "--out", str(tmp_path / "x")]) == 2  # a pipeline folder holds no LivePortrait weights
     assert not (tmp_path / "x").exists()
 

@@ -8,8 +8,9 @@ part compared: audio_features (extract_audio_feature), denoise (denoising_net, b
     python tests/reference/joyvasa_parity.py --upstream /tmp/jv                  # released sizes: prints figures
     python tests/reference/joyvasa_parity.py --upstream /tmp/jv --small --record tests/data/joyvasa_small
 
---small --record writes the small checkpoint in the hub's layout plus reference.npz (inputs and upstream's
-outputs), which tests/test_joyvasa.py compares against without upstream.
+--small --record writes the small checkpoint in the hub's layout, packs it into numpy archives
+(tests/upstream_layout.py: no pickle is committed; the tests lay the files out again), plus reference.npz (inputs
+and upstream's outputs), which tests/test_joyvasa.py compares against without upstream.
 
 Upstream is patched at run time only, never in its files: its HuBERT is built from a config (random weights, eager
 attention: transformers 5 refuses the output_attentions its subclass forces under sdpa) instead of a downloaded
@@ -39,6 +40,8 @@ import numpy as np
 import soundfile
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: upstream_layout
+from upstream_layout import pack  # noqa: E402
 from vasa_jax.motion.joyvasa import JoyVasa, load_joyvasa, sample_motion, sample_window, window_noise
 from vasa_jax.motion.joyvasa.sampling import CLIP_PADDING, clip_plan
 
@@ -246,6 +249,7 @@ def main(argv=None):
         print(f"{name:44s} {err:12.3e} {rel:10.3e}")
     if args.record:
         np.savez_compressed(folder / "reference.npz", cfg_scale=CFG_SCALE, **record)
+        pack(folder)  # committed as numpy archives; the tests lay out upstream's files themselves
         print(f"recorded into {folder}")
     else:
         shutil.rmtree(folder)

@@ -8,8 +8,8 @@ kept). Upstream's networks are built with random weights (BatchNorm statistics, 
 vectors randomised: lp_upstream_fms.py, lp_upstream_wg.py), saved with torch.save exactly as upstream's
 checkpoints are laid out, loaded through vasa_jax's load_liveportrait, and every public function is compared
 with its upstream counterpart (LivePortraitWrapper's methods) on the same random inputs. --record writes the
-saved weights and the inputs and upstream's outputs (reference.npz) into a folder, which
-tests/test_liveportrait.py compares against in CI without upstream.
+saved weights (packed into a numpy archive: tests/upstream_layout.py) and the inputs and upstream's outputs
+(reference.npz) into a folder, which tests/test_liveportrait.py compares against in CI without upstream.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: upstream_layout
 import lp_upstream_fms  # noqa: E402
 import lp_upstream_wg  # noqa: E402
+from upstream_layout import pack  # noqa: E402
 
 
 def build(upstream_dir: str, config, seed: int) -> tuple[dict, dict]:
@@ -202,6 +204,8 @@ def main(argv=None) -> int:
         if args.bf16:
             model16, _ = load_liveportrait(folder, config=config, dtype=jnp.bfloat16)
             results["bfloat16"] = compare(reference, ours(model16, params, inputs))
+    if args.record:
+        pack(args.record)  # committed as numpy archives; the tests lay out upstream's files themselves
     print(f"LivePortrait parity, {'small' if args.small else 'full'} size, batch {args.batch}: "
           "max |ours - upstream| / max |upstream|, and max abs difference")
     for dtype, table in results.items():
