@@ -81,6 +81,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                        "(.npz / .npy); lips and expression follow the audio")
     p.add_argument("--pose-offset", type=_numbers(3), metavar="YAW,PITCH,ROLL",
                    help="degrees added to every frame's head pose (with any face and motion model)")
+    p.add_argument("--eye-ratio", type=float, metavar="R", help="eyes' open ratio, 0 closed to about 0.8 wide "
+                   "(LivePortrait's eye retargeting; any motion model)")
+    p.add_argument("--lip-ratio", type=float, metavar="R", help="lips' open ratio, 0 closed to about 0.8 wide "
+                   "(LivePortrait's lip retargeting; any motion model)")
     p.add_argument("--save-motion", metavar="FILE", help="write the motion as rendered (.npz or .npy)")
     p.add_argument("--stream", action="store_true", help="online mode: audio consumed in 40 ms chunks, frames "
                                                          "written as ready; prints first-frame latency and fps")
@@ -125,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     options = dict(gaze=args.gaze, distance=args.distance, emotion=args.emotion, cfg=cfg or None, steps=args.steps,
                    sampler=args.sampler, seed=args.seed, crop=not args.no_crop, size=args.size,
                    pasteback=not args.no_pasteback, pose_offset=args.pose_offset, pose_from=args.pose_from,
-                   save_motion=args.save_motion)
+                   save_motion=args.save_motion, eye_ratio=args.eye_ratio, lip_ratio=args.lip_ratio)
 
     # Inputs first (cheap), the model after: a mistake is reported before seconds of loading and compiling.
     load_portrait_image(args.image)

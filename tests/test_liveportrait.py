@@ -28,6 +28,7 @@ from vasa_jax.face.liveportrait.convert import main as convert_main
 from vasa_jax.face.liveportrait.face_model import rotation_angles
 from vasa_jax.face.liveportrait.framing import paste_size
 from vasa_jax.face.registry import face_model
+from vasa_jax.errors import ConfigError
 from vasa_jax.io import CheckpointError, read_video
 
 RECORDED = Path(__file__).parent / "data" / "liveportrait_small"
@@ -128,6 +129,49 @@ def test_face_interface():
     assert moved.shape == (3, 69) and np.abs(np.asarray(moved[1:] - moved[:1])).max() > 1e-3
 
 
+def test_open_ratios_measure_eyes_and_lips():
+    from vasa_jax.face.liveportrait.face_model import open_ratios
+
+    points = np.zeros((68, 2))
+    # Image-left eye 40 px wide with lids 10 px apart, the other 20 wide and 2 apart; mouth 50 wide, 15 open.
+    points[[36, 39]] = [[0, 0], [40, 0]]
+    points[[37, 38, 41, 40]] = [[13, -6], [27, -4], [13, 4], [27, 6]]
+    points[[42, 45]] = [[60, 0], [80, 0]]
+    points[[43, 44, 47, 46]] = [[66, -1], [74, -1], [66, 1], [74, 1]]
+    points[[48, 54, 62, 66]] = [[15, 50], [65, 50], [40, 43], [40, 58]]
+    eyes, lip = open_ratios(points * 3 + 7)  # where and how large the face is does not matter
+    np.testing.assert_allclose(eyes, [0.25, 0.1], rtol=1e-5)
+    np.testing.assert_allclose(lip, [0.3], rtol=1e-5)
+    with pytest.raises(ValueError, match="68 landmarks"):
+        open_ratios(points[:5])
+
+
+def test_eye_and_lip_edits_are_the_retargeting_deltas():
+    face = LivePortraitFaceModel(tiny())
+    params = face.init(jax.random.key(0))
+    image = jnp.asarray(toy_portrait(256)[None], jnp.float32) / 255.0
+    f_s, source = face.encode_source(params, image)
+    np.testing.assert_array_equal(source["edit"], 0)
+    points = np.random.default_rng(2).uniform(0, 256, (68, 2))
+    from vasa_jax.face.liveportrait.face_model import open_ratios
+
+    eyes, lip = open_ratios(points)
+    edited = face.edit_source(params, source, points, eye_ratio=0.6, lip_ratio=0.1)
+    want = (face.model.retarget_eye(params, source["x_s"], jnp.asarray([[*eyes, 0.6]]))
+            + face.model.retarget_lip(params, source["x_s"], jnp.asarray([[*lip, 0.1]])))
+    np.testing.assert_allclose(edited["edit"], want, atol=1e-6)
+    assert float(jnp.abs(want).max()) > 1e-3
+    eye_only = face.edit_source(params, edited, points, eye_ratio=0.6)  # replaces the earlier edit
+    np.testing.assert_allclose(eye_only["edit"], face.model.retarget_eye(params, source["x_s"],
+                                                                         jnp.asarray([[*eyes, 0.6]])), atol=1e-6)
+    # The delta is added to every frame's driving keypoints before stitching.
+    motion = face.encode_motion(params, image)
+    x_d = face.keypoints(source, motion) + edited["edit"]
+    want_frames = face.model.generate(params, face.model.warp(
+        params, f_s, source["x_s"], face.model.stitch(params, source["x_s"], x_d))["out"])
+    np.testing.assert_allclose(face.decode(params, f_s, edited, motion), want_frames, atol=1e-5)
+
+
 def test_rotation_angles_invert_the_rotation():
     from vasa_jax.face.liveportrait.camera import rotation_matrix
 
@@ -189,6 +233,13 @@ def test_pipeline_pastes_back_and_drives(trained, tmp_path):
     np.testing.assert_allclose(driven.motion, np.repeat(driven.motion[:1], 5, 0), atol=0.05)
     posed = pipeline.generate(photo, audio, pose_from=driven.motion, pasteback=False)
     np.testing.assert_allclose(posed.motion[:, :6], driven.motion[[0, 1, 2, 3, 4, 3, 2, 1], :6], atol=1e-5)
+    # Eye / lip edits: the same motion, other frames; a bad ratio is a ConfigError before any work.
+    plain = pipeline.generate(photo, audio, pasteback=False)
+    edited = pipeline.generate(photo, audio, pasteback=False, eye_ratio=0.1, lip_ratio=0.7)
+    np.testing.assert_array_equal(edited.motion, plain.motion)
+    assert np.abs(edited.frames.astype(float) - plain.frames).mean() > 0.1
+    with pytest.raises(ConfigError, match="lip_ratio must be a number in"):
+        pipeline.settings(lip_ratio=1.5)
 
 
 def test_sample_cli_drives_a_photo(trained, tmp_path, capsys):

@@ -122,6 +122,9 @@ def test_pose_offset_turns_the_head_and_keeps_the_rest(pipeline, portrait, audio
     np.testing.assert_allclose(turned.motion[:, 3:], video.motion[:, 3:], atol=1e-5)
     with pytest.raises(ConfigError, match="pose_offset must be 3 finite numbers"):
         pipeline.settings(pose_offset=(1.0, 2.0))
+    # Eye / lip retargeting is LivePortrait's (tests/test_liveportrait.py); this face model says it lacks it.
+    with pytest.raises(ConfigError, match="eye_ratio is an edit the vasa face model does not have"):
+        pipeline.settings(eye_ratio=0.3)
 
 
 def test_save_motion_round_trip(pipeline, portrait, audio, video, tmp_path):

@@ -38,6 +38,7 @@ class FaceModel(Protocol):
     output_size: int  # side of the images decode writes
     motion_dim: int  # z_pose then z_dyn
     pose_dim: int  # motion[:, :pose_dim] is z_pose in POSE_KEYS order (vasa_jax.pose)
+    edits: tuple[str, ...]  # the portrait edits edit_source takes (keyword names); () for none
 
     def init(self, key: jax.Array): ...
 
@@ -46,6 +47,10 @@ class FaceModel(Protocol):
     def encode_source(self, params, image: jax.Array) -> tuple: ...
 
     def encode_motion(self, params, image: jax.Array) -> jax.Array: ...
+
+    # The identity latent edited once per portrait (e.g. LivePortrait's eye / lip open ratios), from the
+    # portrait's dlib 68 landmarks; only models with edits need it.
+    def edit_source(self, params, identity, landmarks, **edits): ...
 
     def decode(self, params, appearance, identity, motion: jax.Array) -> jax.Array: ...
 
@@ -98,6 +103,7 @@ class WarpingFaceModel:
 
     name = "vasa"
     pose_dim = POSE_DIM
+    edits = ()
 
     def __init__(self, config: FaceConfig):
         self.config = config

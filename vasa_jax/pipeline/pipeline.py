@@ -31,6 +31,9 @@ checks them (vasa_jax.motion.generator): a control it lacks is a ConfigError, ne
                         and size does not apply; False: the square crop
     pose_offset         (yaw, pitch, roll) degrees added to every frame's head pose (after pose_from), with any
                         face and motion model: turn or tilt the head
+    eye_ratio, lip_ratio   target eye / lip open ratios (0 closed, about 0.8 wide open), where the face model
+                        has such edits (LivePortrait's retargeting MLPs), with any motion model: the portrait's
+                        eyes or lips set more open or closed for the whole video (face.edit_source); None = as is
     pose_from           a video or motion file (or a pose array [L, >= 6], e.g. from Pipeline.pose_track) whose
                         head pose replaces the generated one while lips and expression follow the audio
                         (pose.py: shorter sources play back and forth)
@@ -172,6 +175,7 @@ class Settings:
     pose_offset: np.ndarray | None  # degrees [3] added to every frame's yaw, pitch, roll
     pose_from: str | np.ndarray | None  # a file, or z_pose [L, face.pose_dim]
     save_motion: Path | None
+    edits: tuple[tuple[str, float], ...] = ()  # the face model's portrait edits, (name, value)
 
 
 class Generation:
@@ -313,7 +317,7 @@ class Pipeline:
     def settings(self, *, gaze=DEFAULT, distance=DEFAULT, emotion=None, cfg: Mapping[str, float] | None = None,
                  steps: int | None = None, sampler: str | None = None, seed: int = 0, crop: bool = True,
                  size: int | None = None, pasteback: bool = True, pose_offset=None, pose_from=None,
-                 save_motion=None) -> Settings:
+                 save_motion=None, eye_ratio=None, lip_ratio=None) -> Settings:
         """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work,
         or for a control the motion model lacks."""
         motion = self.generator.options(gaze=gaze, distance=distance, emotion=emotion, cfg=cfg, steps=steps,
@@ -346,8 +350,24 @@ class Pipeline:
             if not np.all(np.isfinite(pose_from[:, :pose_dim])):
                 raise ConfigError("pose_from holds NaN or infinite values")
             pose_from = pose_from[:, :pose_dim]
+        edits = self._check_edits({"eye_ratio": eye_ratio, "lip_ratio": lip_ratio})
         return Settings(motion, int(seed), bool(crop), int(size), bool(pasteback), pose_offset, pose_from,
-                        save_motion)
+                        save_motion, edits)
+
+    def _check_edits(self, requested: Mapping) -> tuple[tuple[str, float], ...]:
+        """The portrait edits asked for (not None), checked: a number in [0, 1] the face model can apply."""
+        edits = []
+        for name, value in requested.items():
+            if value is None:
+                continue
+            if name not in self.face.edits:
+                raise ConfigError(f"{name} is an edit the {self.face.name} face model does not have (it has: "
+                                  f"{', '.join(self.face.edits) or 'none'}); LivePortrait's face model has it")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"{name} must be a number in [0, 1] (0 closed, about 0.8 wide open); got {value!r}")
+            edits.append((name, float(value)))
+        return tuple(edits)
 
     # ---- the parts ---------------------------------------------------------------------------------------------
 
@@ -377,6 +397,8 @@ class Pipeline:
             warnings.warn(f"{portrait.source or 'the image'}: {portrait.faces} faces found; animating the largest",
                           stacklevel=3)
         latents = self._encode(portrait.image)
+        if settings.edits:
+            latents = self._edit(portrait, latents, dict(settings.edits))
         pose = settings.pose_from
         if isinstance(pose, str):
             pose = self.pose_track(pose, crop=settings.crop)
@@ -385,6 +407,15 @@ class Pipeline:
     def _encode(self, image: np.ndarray):
         """(V_app, z_id) of a framed uint8 [S, S, 3] portrait."""
         return _encode_source(self.face_params, jnp.asarray(image[None], jnp.float32) / 255.0, face=self.face)
+
+    def _edit(self, portrait: Portrait, latents, edits: dict):
+        """Latents with the face model's portrait edits applied, from the face's landmarks (found on the framed
+        image where the portrait came without them, e.g. crop=False)."""
+        landmarks = portrait.landmarks
+        if landmarks is None:
+            landmarks, _ = self.framer.face_landmarks(portrait.image, portrait.source)
+        appearance, identity = latents
+        return appearance, self.face.edit_source(self.face_params, identity, landmarks, **edits)
 
     def _motion_stream(self, settings: Settings):
         """The motion generator's run for one generation (offline windows or pushed audio)."""

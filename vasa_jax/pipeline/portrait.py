@@ -30,6 +30,7 @@ class Portrait:
     faces: int  # faces found (0 when not cropped); the largest is the one used
     box: tuple[float, float, float, float] | None  # the crop (centre x, centre y, side) in source pixels
     paste: object | None = None  # frames [B, S', S', 3] uint8 at the model's output -> the whole photo's frames
+    landmarks: np.ndarray | None = None  # dlib's 68 points [68, 2] of the face, in source pixels (when cropped)
 
 
 def load_portrait_image(image) -> tuple[np.ndarray, str | None]:
@@ -102,5 +103,8 @@ class Framer:
         rgb, source = load_portrait_image(image)
         if not crop:
             return Portrait(center_square(rgb, self.size), source, 0, None)
-        box, faces = self.face_box(rgb, source)
-        return Portrait(self.crop(rgb, box), source, faces, tuple(float(v) for v in box))
+        from vasa_jax.data.faces import crop_box
+
+        points, faces = self.face_landmarks(rgb, source)
+        box = crop_box(points)
+        return Portrait(self.crop(rgb, box), source, faces, tuple(float(v) for v in box), landmarks=points)

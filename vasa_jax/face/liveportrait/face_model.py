@@ -6,8 +6,14 @@ Motion layout (MOTION_KEYS), one vector per frame, the project's z_pose order th
     scale              LivePortrait's scale
     exp                the 21 x 3 expression deformation, flattened (z_dyn)
 encode_source keeps the source's canonical keypoints and its driven keypoints x_s besides f_s; decode builds
-the driving keypoints s * (kp_c @ R + exp) + (tx, ty, 0), stitches them to x_s (upstream's stitching MLP, so
-the face fits back into the source frame) and renders through W and G at 512x512.
+the driving keypoints s * (kp_c @ R + exp) + (tx, ty, 0), adds the source's edit, stitches them to x_s
+(upstream's stitching MLP, so the face fits back into the source frame) and renders through W and G at 512x512.
+
+Edits (EDITS): eye and lip open ratios through upstream's retargeting MLPs, as its retargeting tool applies
+them: the MLP reads the source keypoints, the source's own open ratios (from landmarks) and the target ratio,
+and its keypoint delta is added to every frame's driving keypoints before stitching. edit_source computes the
+delta once per portrait and keeps it in the identity latent ("edit", zeros when unedited), so edited and
+unedited generations share one compiled decode.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax.numpy as jnp
+import numpy as np
 
 from vasa_jax.face.liveportrait.camera import rotation_matrix
 from vasa_jax.face.liveportrait.config import LivePortraitConfig
@@ -23,6 +30,30 @@ from vasa_jax.face.liveportrait.model import (CONVERTED_CONFIG, OUTPUT_SIZE, SOU
 
 POSE_KEYS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
 NAME = "liveportrait"
+EDITS = ("eye_ratio", "lip_ratio")  # target open ratios, as upstream's retargeting sliders (0 closed, ~0.8 wide)
+
+
+def _distance(points, a, b):
+    return float(np.linalg.norm(points[a] - points[b]))
+
+
+def open_ratios(landmarks) -> tuple[np.ndarray, np.ndarray]:
+    """(eyes [2], lip [1]): the open ratios upstream's retargeting MLPs read, from dlib's 68 points.
+
+    Upstream measures them on its own 203-point landmarks: each eye's lid gap (the lids' middle points) over
+    its width (the corners), the image-left eye first, and the inner lips' gap over the mouth's width. These are
+    the same quantities on dlib's points (the lids' middle is the mean of their two inner points); a ratio does
+    not depend on where or how large the face is, so photo pixels serve."""
+    p = np.asarray(landmarks, np.float64)
+    if p.shape != (68, 2) or not np.all(np.isfinite(p)):
+        raise ValueError(f"open_ratios takes dlib's 68 landmarks [68, 2]; got {p.shape}")
+    eps = 1e-6  # upstream's guard against a zero width
+    eyes = []
+    for corner_a, corner_b, upper, lower in ((36, 39, (37, 38), (41, 40)), (42, 45, (43, 44), (47, 46))):
+        gap = np.linalg.norm(p[list(upper)].mean(0) - p[list(lower)].mean(0))
+        eyes.append(gap / (_distance(p, corner_a, corner_b) + eps))
+    lip = _distance(p, 62, 66) / (_distance(p, 48, 54) + eps)
+    return np.asarray(eyes, np.float32), np.asarray([lip], np.float32)
 
 
 class LivePortraitFaceModel:
@@ -32,6 +63,7 @@ class LivePortraitFaceModel:
     image_size = SOURCE_SIZE
     output_size = OUTPUT_SIZE
     pose_dim = len(POSE_KEYS)
+    edits = EDITS
 
     def __init__(self, config: LivePortraitConfig = LivePortraitConfig(), *, stitching: bool = True,
                  dtype: str = "float32"):
@@ -73,10 +105,27 @@ class LivePortraitFaceModel:
                              f"got {image.shape}")
 
     def encode_source(self, params, image):
-        """(f_s [B, 16, 64, 64, 32], {"kp": canonical keypoints, "x_s": the source's driven keypoints})."""
+        """(f_s [B, 16, 64, 64, 32], {"kp": canonical keypoints, "x_s": the source's driven keypoints,
+        "edit": the keypoint delta of edit_source, zeros})."""
         self._check(image)
         info = self.model.motion_info(params, image)
-        return self.model.appearance(params, image), {"kp": info["kp"], "x_s": self.model.keypoints(info)}
+        x_s = self.model.keypoints(info)
+        return self.model.appearance(params, image), {"kp": info["kp"], "x_s": x_s, "edit": jnp.zeros_like(x_s)}
+
+    def edit_source(self, params, source, landmarks, *, eye_ratio=None, lip_ratio=None):
+        """The identity latent with its eyes / lips retargeted to open ratios (None: unchanged), given the
+        portrait's dlib 68 landmarks; the delta replaces any earlier edit."""
+        eyes, lip = open_ratios(landmarks)
+        x_s = source["x_s"]
+        b = x_s.shape[0]
+        delta = jnp.zeros_like(x_s)
+        if eye_ratio is not None:
+            ratios = jnp.broadcast_to(jnp.asarray([*eyes, eye_ratio], jnp.float32), (b, 3))
+            delta = delta + self.model.retarget_eye(params, x_s, ratios)
+        if lip_ratio is not None:
+            ratios = jnp.broadcast_to(jnp.asarray([*lip, lip_ratio], jnp.float32), (b, 2))
+            delta = delta + self.model.retarget_lip(params, x_s, ratios)
+        return {**source, "edit": delta}
 
     def encode_motion(self, params, image):
         self._check(image)
@@ -91,7 +140,7 @@ class LivePortraitFaceModel:
         """Frames [B, 512, 512, 3] in [0, 1] of the source driven by motion [B, M]."""
         if motion.ndim != 2 or motion.shape[1] != self.motion_dim:
             raise ValueError(f"motion must be [B, {self.motion_dim}]; got {motion.shape}")
-        x_d = self.keypoints(source, motion)
+        x_d = self.keypoints(source, motion) + source["edit"]
         if self.stitching:
             x_d = self.model.stitch(params, source["x_s"], x_d)
         warped = self.model.warp(params, f_s, source["x_s"], x_d)

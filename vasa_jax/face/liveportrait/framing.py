@@ -133,9 +133,11 @@ class LivePortraitFramer(Framer):
         if isinstance(image, Portrait) or not crop:
             return super().portrait(image, crop=crop)
         rgb, source = load_portrait_image(image)
-        matrix, faces = self.face_box(rgb, source)
+        points, faces = self.face_landmarks(rgb, source)
+        matrix = crop_matrix(points, CROP_SIZE)
         framed = self.crop(rgb, matrix)
         side = CROP_SIZE / np.sqrt(abs(np.linalg.det(matrix[:2, :2])))
         centre = np.linalg.inv(matrix)[:2] @ np.array([CROP_SIZE / 2, CROP_SIZE / 2, 1.0])
         paste = PasteBack(rgb, matrix, self.output_size)
-        return Portrait(framed, source, faces, (float(centre[0]), float(centre[1]), float(side)), paste)
+        return Portrait(framed, source, faces, (float(centre[0]), float(centre[1]), float(side)), paste,
+                        landmarks=points)
