@@ -88,6 +88,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--save-motion", metavar="FILE", help="write the motion as rendered (.npz or .npy)")
     p.add_argument("--stream", action="store_true", help="online mode: audio consumed in 40 ms chunks, frames "
                                                          "written as ready; prints first-frame latency and fps")
+    p.add_argument("--online", action="store_true", help="VASA-1's online mode: a window every --hop frames with "
+                   "--lookahead frames of speech past it (with --stream: the speech delivered at its real pace, as "
+                   "a live source would, and every frame's latency reported)")
+    p.add_argument("--hop", type=int, help="online: frames per hop (default: the model's measured default)")
+    p.add_argument("--lookahead", type=int, help="online: frames of speech a hop waits for past its own")
     p.add_argument("--quiet", action="store_true", help="no progress bar or notes; only the output path")
     p.add_argument("--no-compile-cache", action="store_true", help="do not keep compiled programs in the user's "
                    "cache folder (kept by default: a second run starts in seconds; VASA_JAX_COMPILE_CACHE=0 also)")
@@ -113,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             raise MediaError(None, "--drive animates a portrait: give --image too")
         if args.stream:
             raise MediaError(None, "--drive and --stream do not go together (a driving video is read whole)")
+        if args.online:
+            raise MediaError(None, "--drive and --online do not go together (no motion is generated)")
     elif (args.image is None) != (args.audio is None):
         raise MediaError(None, "give both --image and --audio (or neither, for the demo)")
     demo = args.image is None
@@ -129,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     options = dict(gaze=args.gaze, distance=args.distance, emotion=args.emotion, cfg=cfg or None, steps=args.steps,
                    sampler=args.sampler, seed=args.seed, crop=not args.no_crop, size=args.size,
                    pasteback=not args.no_pasteback, pose_offset=args.pose_offset, pose_from=args.pose_from,
-                   save_motion=args.save_motion, eye_ratio=args.eye_ratio, lip_ratio=args.lip_ratio)
+                   save_motion=args.save_motion, eye_ratio=args.eye_ratio, lip_ratio=args.lip_ratio,
+                   online=args.online, hop=args.hop, lookahead=args.lookahead)
 
     # Inputs first (cheap), the model after: a mistake is reported before seconds of loading and compiling.
     load_portrait_image(args.image)
@@ -155,11 +163,19 @@ def run(args: argparse.Namespace) -> int:
     say("compiling ...")
     say(f"compiled in {pipeline.warm_up(stream=args.stream, **options):.1f} s")
     report = pipeline.write(out, portrait, waveform, overwrite=args.overwrite, progress=not args.quiet,
-                            stream_chunk_seconds=0.04 if args.stream else None, drive=args.drive,
+                            stream_chunk_seconds=0.04 if args.stream and not args.online else None,
+                            live=args.stream and args.online, drive=args.drive,
                             watermark=not args.no_watermark, **options)
     seconds = report.num_frames / pipeline.fps
     say(f"{report.num_frames} frames ({seconds:.2f} s of video) in {report.seconds:.1f} s ({report.fps:.1f} frames/s)")
-    if args.stream:
+    if report.live is not None:
+        r = report.live
+        hop, lookahead = pipeline.settings(**options).online
+        print(f"online (hop {hop}, lookahead {lookahead}), speech at its real pace: frames ready "
+              f"{1000 * r.first_frame_seconds:.0f} ms (first), {1000 * r.p50_seconds:.0f} ms (median), {1000 * r.p95_seconds:.0f} ms (95th percentile) after "
+              f"their speech arrived; {r.compute_frames_per_second:.1f} frames/s of compute, "
+              f"{'keeping up' if r.keeps_up else 'falling behind'}", file=sys.stderr)
+    elif args.stream:
         arrival = pipeline.generator.first_window_seconds
         print(f"streaming: first frame {1000 * report.first_frame_latency:.0f} ms after the first audio chunk "
               f"(compute, audio delivered as fast as taken; a live source adds {arrival:.2f} s for the first "

@@ -47,6 +47,11 @@ def test_resumed_training_equals_uninterrupted_and_the_run_samples(tmp_path, cap
     metrics = json.load(open(tmp_path / "eval.json"))
     assert metrics["clips"] == 2 and metrics["windows_per_clip"] == 3 and set(metrics["pass"]) == {
         "mouth_correlation", "delta_p", "gaze", "boundaries", "seams"}
+    assert evaluate.main(["--workdir", str(tmp_path / "resumed"), "--steps", "2", "--online", "--hop", "3",
+                          "--lookahead", "2", "--json", str(tmp_path / "online.json")]) == 0
+    online = json.load(open(tmp_path / "online.json"))
+    assert online["mode"] == {"online": {"hop": 3, "lookahead": 2}} and online["seam_period"] == 3
+    assert evaluate.main(["--workdir", str(tmp_path / "resumed"), "--hop", "3"]) == 2
     assert evaluate.main(["--workdir", str(tmp_path / "nothing")]) == 2
     assert "not a training workdir" in capsys.readouterr().err
 

@@ -99,6 +99,20 @@ def test_stream_gives_the_frames_of_generate(pipeline, portrait, audio, video):
     assert diff.max() <= 1 and (diff > 0).mean() < 0.005
 
 
+def test_online_stream_renders_each_hop_and_equals_online_generate(pipeline, portrait, audio):
+    chunks = [audio[i:i + 320] for i in range(0, audio.size, 320)]
+    generation = pipeline.stream(portrait, iter(chunks), seed=0, online=True, hop=3, lookahead=2)
+    batches = list(generation)
+    assert [len(b) for b in batches[:-1]] == [3] * (len(batches) - 1)  # a hop rendered as soon as it is sampled
+    offline = pipeline.generate(portrait, audio, seed=0, online=True, hop=3, lookahead=2)
+    assert offline.frames.shape == np.concatenate(batches).shape
+    np.testing.assert_allclose(generation.motion, offline.motion, atol=1e-4)
+    with pytest.raises(ConfigError, match="hop and lookahead set the online mode"):
+        pipeline.settings(hop=3)
+    with pytest.raises(ConfigError, match="hop \\+ lookahead <= the window"):
+        pipeline.settings(online=True, hop=10, lookahead=10)
+
+
 def test_pose_indices_play_back_and_forth():
     assert pose_indices(0, 12, 5).tolist() == [0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 3]
     assert pose_indices(7, 3, 5).tolist() == [1, 0, 1]

@@ -156,3 +156,21 @@ def test_export_command(workdirs, tmp_path, capsys):
     assert {f.stat().st_mode & 0o777 for f in out.iterdir()} == {0o666 & ~umask}  # it ships to other users
     assert export_main(["--face", str(workdirs[0]), "--motion", str(workdirs[1]), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_pipeline_checkpoints_face_can_drive_stage_two(checkpoint, tmp_path):
+    """motion_data.face_workdir may be a pipeline folder (e.g. retraining the bundled demo's motion model)."""
+    from vasa_jax.config import load_config
+    from vasa_jax.data.motion_data import PUBLIC_FACE_STEP, load_face_source
+    from vasa_jax.data.motion_data import MotionSource as Source
+    from vasa_jax.face.registry import is_public_face
+
+    ckpt = read_pipeline_checkpoint(checkpoint)
+    assert is_public_face(checkpoint) and not is_public_face(tmp_path)
+    face, params = load_face_source(str(checkpoint), PUBLIC_FACE_STEP)
+    assert face == ckpt.face
+    for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(ckpt.face_params)):
+        np.testing.assert_array_equal(got, want)
+    config = load_config("configs/tiny.py")
+    config.motion_data.source, config.motion_data.face_workdir = "face_model", str(checkpoint)
+    assert Source(config, "train").face_step == PUBLIC_FACE_STEP

@@ -58,6 +58,8 @@ def test_generate_and_stream_with_joyvasa_and_liveportrait(checkpoint):
         with pytest.raises(ConfigError, match=f"joyvasa motion model has no {control} control"):
             pipeline.settings(**options)
     pipeline.settings(cfg={"audio": 2.0}, sampler="ddim", steps=2)
+    with pytest.raises(ConfigError, match="joyvasa motion model has no online mode"):
+        pipeline.settings(online=True)
 
 
 def test_motion_is_put_in_the_face_models_layout():

@@ -70,6 +70,11 @@ def test_stream_prints_latency_and_speed(files, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "first frame" in err and "ms after the first audio chunk" in err and "frames/s" in err
     assert probe_video(tmp_path / "live.mp4").num_frames == 25
+    # Online: the speech at its real pace, every frame's latency from its speech arriving.
+    assert run(files, "--out", tmp_path / "online.mp4", "--stream", "--online", "--hop", "2", "--lookahead", "1") == 0
+    err = capsys.readouterr().err
+    assert "online (hop 2, lookahead 1)" in err and "95th percentile" in err
+    assert probe_video(tmp_path / "online.mp4").num_frames == 25
 
 
 def test_the_demo_writes_a_fresh_file(files, tmp_path, monkeypatch, capsys):

@@ -424,6 +424,59 @@ def bench_stream(pipeline, seconds: float, steps: int) -> dict:
                         "stream's look-ahead."}
 
 
+def hop_flops(pipeline, steps: int, hop: int) -> float:
+    """FLOPs of one online hop: the window sampled at `steps` (the loop body counted `steps` times) plus `hop`
+    decoded frames."""
+    from vasa_jax.motion.sampling import _initial_carry, _online_hop, _options, guided_x0, window_conditions
+    from vasa_jax.pipeline.pipeline import _render
+
+    config = pipeline.motion_config
+    options = pipeline.settings(steps=steps).motion
+    steps, sampler, scales = _options(config, options.controls, steps, options.sampler, options.cfg)
+    params, w = pipeline.motion_params, config.window
+    audio, mask, carry = jnp.zeros((w, config.audio_dim)), jnp.ones((w,), bool), _initial_carry(config)
+    lowered = _online_hop.lower(params, options.controls, carry, audio, mask, 0, jax.random.key(0), config=config,
+                                steps=steps, sampler=sampler, scales=scales, hop=hop)
+    cond = window_conditions(params["stats"], config, options.controls, audio, mask, *carry)
+    step = jax.jit(lambda p, x, t, c: guided_x0(p, config, x, t, c, dict(scales)))
+    step_flops = compiled_flops(step.lower(params["denoiser"], jnp.zeros((1, w, config.motion_dim)),
+                                           jnp.zeros((1,), jnp.int32), cond))
+    window_flops = compiled_flops(lowered)
+    if window_flops < 0.9 * steps * step_flops:  # the loop counted once
+        window_flops += (steps - 1) * step_flops
+    face, face_params = pipeline.face, pipeline.face_params
+    image = jnp.zeros((1, face.image_size, face.image_size, 3), jnp.float32)
+    latents = jax.eval_shape(face.encode_source, face_params, image)
+    latents = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), latents)
+    decode = compiled_flops(_render.lower(face_params, *latents, jnp.zeros((hop, face.motion_dim)), face=face,
+                                          size=pipeline.image_size))
+    return window_flops + decode
+
+
+def bench_realtime(pipeline, seconds: float, steps: int, hop: int | None, lookahead: int | None) -> dict:
+    """The online mode with speech delivered at its wall-clock pace (vasa_jax.pipeline.live): every frame's latency
+    from its speech arriving to the frame being ready; whether the stream keeps up; the FLOPs of a hop and the
+    time they would take at the peak of each GPU in GPU_PEAKS (a lower bound: real programs reach a fraction)."""
+    from vasa_jax.pipeline.live import live_latency
+
+    settings = pipeline.settings(steps=steps, online=True, hop=hop, lookahead=lookahead)
+    hop, lookahead = settings.online
+    warm = pipeline.warm_up(stream=True, steps=steps, online=True, hop=hop, lookahead=lookahead)
+    portrait, audio = _portrait(pipeline), _speech(seconds)
+    report = live_latency(pipeline, portrait, audio, steps=steps, online=True, hop=hop, lookahead=lookahead)
+    flops = hop_flops(pipeline, steps, hop)
+    out = {"hop": hop, "lookahead": lookahead, "steps": steps, "audio_seconds": seconds, "warm_up_seconds": warm,
+           **report.summary(), "audio_stream_latency_seconds": pipeline.audio_encoder.stream(step_frames=1)
+           .latency_seconds, "gflops_per_hop": flops / 1e9,
+           "gpu_seconds_per_hop_at_peak": {name: {"tf32": flops / (tf32 * 1e12), "bf16": flops / (bf16 * 1e12)}
+                                           for name, bf16, tf32, _ in GPU_PEAKS},
+           "wait_for_speech_seconds": (hop + lookahead - 1) / FPS,
+           "how": "speech in 20 ms chunks at its wall-clock pace; latency of frame t from (t + 1) * 40 ms after "
+                  "the start to the frame on the host; frames_per_second: frames per second of time not spent "
+                  "waiting for speech (>= 25 keeps up); backlog_seconds_per_second: the latencies' trend"}
+    return out
+
+
 def from_parts(result: dict, steps: int, batch: int) -> dict:
     """Steady-state figures put together from the part timings, for runs too short to reach a steady state
     (a model that decodes slowly on a CPU)."""
@@ -443,7 +496,8 @@ def from_parts(result: dict, steps: int, batch: int) -> dict:
 
 def run(pipeline, *, steps: int | None, motion_steps=(10, 50), decode_batches=(1, 4, 8, 16, 32),
         seconds: float = 10.0, memory_seconds: float = 40.0, audio_seconds: float = 10.0, repeats: int = 3,
-        log=print) -> dict:
+        realtime_seconds: float = 30.0, hop: int | None = None, lookahead: int | None = None,
+        online_steps: int | None = None, log=print) -> dict:
     """Every figure of the module docstring for `pipeline`, as a JSON-able dict. seconds / memory_seconds: the
     audio of the end-to-end runs; audio_seconds: the audio the feature timing encodes."""
     device = _device()
@@ -484,6 +538,9 @@ def run(pipeline, *, steps: int | None, motion_steps=(10, 50), decode_batches=(1
         log(f"offline, {memory_seconds:g} s: {lengths[-1]['frames_per_second']:.3g} frames/s")
     result["stream"] = bench_stream(pipeline, seconds, steps)
     log(f"stream: {result['stream']['frames_per_second']:.3g} frames/s")
+    if realtime_seconds > 0:
+        result["realtime"] = r = bench_realtime(pipeline, realtime_seconds, online_steps or steps, hop, lookahead)
+        log(realtime_line(r))
 
     result["memory"] = {"peak": peak_memory(),
                         "by_audio_length": [{"audio_seconds": r["audio_seconds"], "frames": r["frames"],
@@ -553,8 +610,20 @@ def report(result: dict, source: str) -> str:
         lines.append(f"  longer / shorter: {mem['growth_ratio']:.3f}")
     else:
         lines.append("  (one audio length only: --memory-seconds 0)")
+    if "realtime" in result:
+        lines.append(realtime_line(result["realtime"]))
     lines += ["", "anchor: " + "; ".join(result["anchors"]), "targets: " + "; ".join(result["targets"])]
     return "\n".join(lines)
+
+
+def realtime_line(r: dict) -> str:
+    gpus = ", ".join(f"{name} {x['tf32'] * 1e3:.2g} ms" for name, x in r["gpu_seconds_per_hop_at_peak"].items())
+    return (f"online (hop {r['hop']}, lookahead {r['lookahead']}, {r['steps']} steps), live source over "
+            f"{r['audio_seconds']:g} s: first frame {r['first_frame_seconds'] * 1e3:.0f} ms, p50 "
+            f"{r['p50_seconds'] * 1e3:.0f} ms, p95 {r['p95_seconds'] * 1e3:.0f} ms after its speech arrived; "
+            f"{r['frames_per_second']:.1f} frames/s of compute, "
+            f"{'keeps up' if r['keeps_up'] else 'falls behind'} ({r['backlog_seconds_per_second'] * 1e3:+.1f} ms "
+            f"per s); {r['gflops_per_hop']:.3g} GFLOP a hop, at TF32 peak: {gpus}")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -585,6 +654,12 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 1 repeat, 2 s and 6 s of audio, decode batches up to 4, motion at --steps only")
     p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--realtime", action="store_true", help="only the online mode with a live source (the realtime "
+                   "key): speech at its wall-clock pace, every frame's latency")
+    p.add_argument("--realtime-seconds", type=float, default=30.0, help="speech for the live-source run (0: skip)")
+    p.add_argument("--hop", type=int, help="online hop in frames (default: the model's measured default)")
+    p.add_argument("--lookahead", type=int, help="online look-ahead in frames (default: the model's)")
+    p.add_argument("--online-steps", type=int, help="denoising steps of the online run (default: --steps)")
     p.add_argument("--liveportrait", action="store_true", help="instead: LivePortrait's five networks at full size "
                    "(random weights), float32 and bfloat16 (vasa_jax.face.liveportrait.bench)")
     p.add_argument("--upstream", help="with --liveportrait: a LivePortrait checkout whose PyTorch W and G are timed "
@@ -596,6 +671,7 @@ def main(argv=None) -> int:
     audio_seconds = 10.0
     if args.quick:  # fewer programs to compile: the motion window at --steps only
         args.repeats, args.seconds, args.memory_seconds, audio_seconds = 1, 2.0, 6.0, 2.0
+        args.realtime_seconds = min(args.realtime_seconds, 2.0)
         args.decode_batches = tuple(b for b in args.decode_batches if b <= 4) or (1,)
         args.motion_steps = ()
     if args.seconds <= 0 or args.memory_seconds < 0 or args.repeats < 1:
@@ -614,12 +690,25 @@ def main(argv=None) -> int:
 
             pipeline = load_pipeline(args.checkpoint)
         pipeline.settings(steps=args.steps)
+        if args.realtime or args.realtime_seconds > 0:
+            pipeline.settings(steps=args.online_steps or args.steps, online=True, hop=args.hop,
+                              lookahead=args.lookahead)
     except (ConfigError, CheckpointError, MediaError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.realtime:
+        result = {"source": args.config or pipeline.name, "load_average_start": list(os.getloadavg()),
+                  "realtime": bench_realtime(pipeline, args.realtime_seconds or 30.0, args.online_steps or args.steps,
+                                             args.hop, args.lookahead),
+                  "load_average_end": list(os.getloadavg())}
+        print(realtime_line(result["realtime"]))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     result = run(pipeline, steps=args.steps, motion_steps=args.motion_steps, decode_batches=args.decode_batches,
                  seconds=args.seconds, memory_seconds=args.memory_seconds, audio_seconds=audio_seconds,
-                 repeats=args.repeats,
+                 repeats=args.repeats, realtime_seconds=args.realtime_seconds, hop=args.hop,
+                 lookahead=args.lookahead, online_steps=args.online_steps,
                  log=lambda line: print(line, file=sys.stderr, flush=True))
     source_name = args.config or pipeline.name
     result["source"] = source_name

@@ -147,7 +147,7 @@ class MotionSource:
 
                 if not is_public_face(data.face_workdir):
                     raise ConfigError(f"motion_data.face_workdir={data.face_workdir!r} is neither a stage-1 workdir "
-                                      "(no config.json) nor a public face model's weights folder (LivePortrait's)")
+                                      "(no config.json) nor face weights (LivePortrait's, or a pipeline checkpoint)")
                 self.face_step = PUBLIC_FACE_STEP
                 return
             from vasa_jax.train.checkpoint import Checkpointer

@@ -30,10 +30,12 @@ def face_model(section: dict):
     return getattr(importlib.import_module(module), cls).from_manifest(section)
 
 
-# Face models whose weights others publish: a module with holds_weights(folder) -> bool and
-# load_face_weights(folder) -> (face model, params).
+# Folders of face weights without training steps, whose motion stage 2 can train on: a module with
+# holds_weights(folder) -> bool and load_face_weights(folder) -> (face model, params). Public weights others
+# publish (LivePortrait's), and a pipeline checkpoint's face model (e.g. retraining the bundled demo's motion).
 PUBLIC_WEIGHTS = {
     "liveportrait": "vasa_jax.face.liveportrait.face_model",
+    "pipeline": "vasa_jax.pipeline.checkpoint",
 }
 
 
@@ -46,7 +48,7 @@ def _public_model(folder):
 
 
 def is_public_face(folder) -> bool:
-    """Whether `folder` holds a public face model's weights this table knows (LivePortrait's)."""
+    """Whether `folder` holds face weights this table knows (LivePortrait's, or a pipeline checkpoint's)."""
     return _public_model(folder) is not None
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from vasa_jax.errors import ConfigError
 from vasa_jax.motion.config import CONDITIONS, SAMPLERS, MotionConfig
 from vasa_jax.motion.generator import DEFAULT
-from vasa_jax.motion.sampling import Controls, MotionStream
+from vasa_jax.motion.sampling import (ONLINE_HOP, ONLINE_LOOKAHEAD, Controls, MotionStream, OnlineMotionStream,
+                                      check_online)
 
 NAME = "vasa-dit"
 AVERAGE = "average"  # the distance control's name for the training data's mean
@@ -93,8 +94,17 @@ class DiTGenerator:
                                    emotion=None if emotion is None else jnp.asarray(emotion)),
                           cfg, int(steps), sampler)
 
-    def start(self, options: DiTOptions, key) -> "DiTRun":
-        return DiTRun(self, options, key)
+    def online(self, hop: int | None = None, lookahead: int | None = None) -> tuple[int, int]:
+        hop = ONLINE_HOP if hop is None else hop
+        lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
+        try:
+            check_online(self.config, hop, lookahead)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return int(hop), int(lookahead)
+
+    def start(self, options: DiTOptions, key, *, online: tuple[int, int] | None = None) -> "DiTRun":
+        return DiTRun(self, options, key, online)
 
     @classmethod
     def from_checkpoint(cls, manifest: dict, folder):
@@ -112,24 +122,33 @@ class DiTGenerator:
 
 
 class DiTRun:
-    """One generation: a MotionStream over the generator's audio features."""
+    """One generation: a MotionStream (online: an OnlineMotionStream) over the generator's audio features."""
 
-    def __init__(self, generator: DiTGenerator, options: DiTOptions, key):
-        self.generator, self._key, self._options = generator, key, options
+    def __init__(self, generator: DiTGenerator, options: DiTOptions, key, online: tuple[int, int] | None = None):
+        self.generator, self._key, self._options, self._online = generator, key, options, online
         self._stream = None
 
-    def _motion_stream(self, audio_stream=None) -> MotionStream:
+    def _motion_stream(self, audio_stream=None):
         g, o = self.generator, self._options
-        self._stream = MotionStream(g.params, o.controls, self._key, config=g.config, steps=o.steps,
-                                    sampler=o.sampler, cfg=o.cfg, audio_stream=audio_stream)
+        common = dict(config=g.config, steps=o.steps, sampler=o.sampler, cfg=o.cfg, audio_stream=audio_stream)
+        if self._online is None:
+            self._stream = MotionStream(g.params, o.controls, self._key, **common)
+        else:
+            hop, lookahead = self._online
+            self._stream = OnlineMotionStream(g.params, o.controls, self._key, hop=hop, lookahead=lookahead, **common)
         return self._stream
+
+    def _audio_stream(self):
+        # Online, features come a frame at a time: a hop must not wait for the rest of a feature group.
+        return self.generator.audio_encoder.stream(step_frames=1 if self._online else 2)
 
     @property
     def windows_done(self) -> int:
         return 0 if self._stream is None else self._stream.windows_done
 
     def offline(self, waveform):
-        """Windows of a whole clip, sampled one at a time as they are asked for (features of the whole clip)."""
+        """Windows (online: hops) of a whole clip, sampled one at a time as they are asked for (features of the
+        whole clip)."""
         features = self.generator.audio_encoder.features(waveform)
         stream, window = self._motion_stream(), self.generator.window
         for start in range(0, features.shape[0], window):
@@ -138,10 +157,10 @@ class DiTRun:
 
     def push_audio(self, samples) -> list[np.ndarray]:
         if self._stream is None:
-            self._motion_stream(self.generator.audio_encoder.stream())
+            self._motion_stream(self._audio_stream())
         return self._stream.push_audio(samples)
 
     def flush(self) -> list[np.ndarray]:
         if self._stream is None:
-            self._motion_stream(self.generator.audio_encoder.stream())
+            self._motion_stream(self._audio_stream())
         return self._stream.flush()

@@ -2,6 +2,10 @@
 
   python -m vasa_jax.motion.evaluate --workdir runs/motion_toy [--clips 64] [--steps 50] [--sampler ddim]
                                      [--cfg audio=0.5,gaze=0] [--seam-frames 8] [--json metrics.json]
+                                     [--online [--hop 4 --lookahead 4]]
+
+--online samples as the online mode does (vasa_jax.motion.sampling.sample_online: every hop frames a window with
+the audio known lookahead frames past the hop); its boundaries are then the hop boundaries.
 
 Motion is generated from each held-out clip's audio features (whole clips, several windows each) and compared
 with the clip's true motion:
@@ -42,7 +46,7 @@ import numpy as np
 from vasa_jax.data.motion_data import MotionCache, build_cache
 from vasa_jax.eval.signals import correlation, delta_p
 from vasa_jax.motion.config import MotionConfig
-from vasa_jax.motion.sampling import Controls, sample_windows
+from vasa_jax.motion.sampling import Controls, check_online, sample_online, sample_windows
 
 GAZE_SWEEP = (15.0, 10.0)  # random gaze targets: |theta| <= 15, |phi| <= 10 degrees
 TARGETS = {"mouth_correlation": 0.7, "delta_p_ratio_tolerance": 0.3, "gaze_error_degrees": 5.0}
@@ -106,16 +110,20 @@ def seam_metrics(jumps: dict, prefix: str = "") -> dict:
             f"{prefix}seam_inside_mean": float(np.nanmean(inside)) if np.any(np.isfinite(inside)) else 0.0}
 
 
-@functools.partial(jax.jit, static_argnames=("config", "steps", "sampler", "cfg"))
-def _generate_batch(params, features, controls, keys, *, config, steps, sampler, cfg):
-    one = functools.partial(sample_windows, config=config, steps=steps, sampler=sampler, cfg=dict(cfg))
+@functools.partial(jax.jit, static_argnames=("config", "steps", "sampler", "cfg", "online"))
+def _generate_batch(params, features, controls, keys, *, config, steps, sampler, cfg, online):
+    if online is None:
+        one = functools.partial(sample_windows, config=config, steps=steps, sampler=sampler, cfg=dict(cfg))
+    else:
+        one = functools.partial(sample_online, config=config, steps=steps, sampler=sampler, cfg=dict(cfg),
+                                hop=online[0], lookahead=online[1])
     return jax.vmap(one, in_axes=(None, 0, 0, 0))(params, features, controls, keys)
 
 
 def generate(params, config: MotionConfig, features, controls: Controls, key, *, steps, sampler, cfg=None,
-             batch: int = 16):
+             batch: int = 16, online: tuple[int, int] | None = None):
     """Motion [C, T, M] for clips [C, T, Da] (one length) in batches of `batch` clips; clip c samples with key
-    fold_in(key, c). The last batch is padded (one compiled shape)."""
+    fold_in(key, c). The last batch is padded (one compiled shape). online: (hop, lookahead) of the online mode."""
     c = len(features)
     batch = min(batch, c)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(c))
@@ -124,24 +132,26 @@ def generate(params, config: MotionConfig, features, controls: Controls, key, *,
         index = np.minimum(np.arange(start, start + batch), c - 1)
         motion = _generate_batch(params, jnp.asarray(features[index]), jax.tree.map(lambda x: x[index], controls),
                                  keys[index], config=config, steps=steps, sampler=sampler,
-                                 cfg=tuple(sorted((cfg or {}).items())))
+                                 cfg=tuple(sorted((cfg or {}).items())), online=online)
         out.append(np.asarray(motion)[: c - start])
     return np.concatenate(out)
 
 
 def evaluate_motion(params, config: MotionConfig, clips: dict, readout: Readout, *, steps: int, sampler: str,
-                    cfg: dict | None = None, seed: int = 0) -> dict:
+                    cfg: dict | None = None, seed: int = 0, online: tuple[int, int] | None = None) -> dict:
     """The metrics (module docstring) over held-out clips: dict of arrays [C, T, ...] with motion, audio, gaze,
-    distance, emotion and mouth_open (all clips one length)."""
+    distance, emotion and mouth_open (all clips one length). online: (hop, lookahead) of the online mode."""
     c, t = clips["motion"].shape[:2]
     w = config.window
+    seam_period = w if online is None else online[0]  # where generated pieces meet
     own_gaze = np.median(clips["gaze"], axis=1).astype(np.float32)
     distance = clips["distance"].mean(axis=1).astype(np.float32)
     emotion = clips["emotion"].mean(axis=1).astype(np.float32)
     rng = np.random.default_rng(seed)
     targets = (rng.uniform(-1, 1, (c, 2)) * np.asarray(GAZE_SWEEP)).astype(np.float32)
     key = jax.random.key(seed)
-    run = functools.partial(generate, params, config, clips["audio"], steps=steps, sampler=sampler, cfg=cfg)
+    run = functools.partial(generate, params, config, clips["audio"], steps=steps, sampler=sampler, cfg=cfg,
+                            online=online)
     own = run(Controls(gaze=own_gaze, distance=distance[:, None], emotion=emotion), jax.random.fold_in(key, 0))
     started = time.perf_counter()  # the second run is compiled already: its time is sampling alone
     swept = run(Controls(gaze=targets, distance=distance[:, None], emotion=emotion), jax.random.fold_in(key, 1))
@@ -160,7 +170,7 @@ def evaluate_motion(params, config: MotionConfig, clips: dict, readout: Readout,
 
     _, swept_gaze = readout(swept)
     std = np.asarray(params["stats"]["motion"]["std"])
-    gen, real = boundary_jumps(own, std, w), boundary_jumps(clips["motion"], std, w)
+    gen, real = boundary_jumps(own, std, seam_period), boundary_jumps(clips["motion"], std, seam_period)
     p95 = float(np.percentile(gen["inside"], 95))
     real_p95 = float(np.percentile(real["inside"], 95))
     top = lambda x: float(x.max()) if x.size else 0.0  # noqa: E731
@@ -168,7 +178,8 @@ def evaluate_motion(params, config: MotionConfig, clips: dict, readout: Readout,
     dp_gen, dp_real = delta_p(own), delta_p(clips["motion"])
     metrics = {
         "clips": c, "frames_per_clip": t, "windows_per_clip": n, "steps": steps, "sampler": sampler,
-        "seam_frames": config.seam_frames,
+        "seam_frames": config.seam_frames, "seam_period": seam_period,
+        "mode": "offline" if online is None else {"online": {"hop": online[0], "lookahead": online[1]}},
         "cfg": {**config.cfg_scales, **(cfg or {})},
         "sampling_seconds": seconds, "frames_per_second": c * t / seconds,
         "mouth_correlation": float(np.mean(per_clip)),
@@ -217,6 +228,9 @@ def main(argv=None) -> int:
                         help="frames over which windows continue their context (default: the config's; 0 = off)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the metrics here")
+    parser.add_argument("--online", action="store_true", help="sample in the online mode (hops)")
+    parser.add_argument("--hop", type=int, default=None, help="online hop in frames (default: the sampler's)")
+    parser.add_argument("--lookahead", type=int, default=None, help="online look-ahead in frames")
     args = parser.parse_args(argv)
 
     from vasa_jax.errors import ConfigError
@@ -235,8 +249,22 @@ def main(argv=None) -> int:
     steps = motion.sample_steps if args.steps is None else args.steps
     sampler = motion.sampler if args.sampler is None else args.sampler
     cfg = {name: float(value) for name, value in (item.split("=") for item in args.cfg.split(",") if item)}
+    online = None
+    if args.online:
+        from vasa_jax.motion.sampling import ONLINE_HOP, ONLINE_LOOKAHEAD
+
+        online = (ONLINE_HOP if args.hop is None else args.hop,
+                  ONLINE_LOOKAHEAD if args.lookahead is None else args.lookahead)
+        try:
+            check_online(motion, *online)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    elif args.hop is not None or args.lookahead is not None:
+        print("error: --hop and --lookahead set the online mode; add --online", file=sys.stderr)
+        return 2
     metrics = evaluate_motion(params, motion, heldout_clips(heldout, args.clips), readout, steps=steps,
-                              sampler=sampler, cfg=cfg, seed=args.seed)
+                              sampler=sampler, cfg=cfg, seed=args.seed, online=online)
     metrics["workdir"] = args.workdir
     metrics["motion_source"] = config.motion_data.source
     print(json.dumps(metrics, indent=2))

@@ -6,9 +6,12 @@ implementation (the twin of vasa_jax.face.registry for the face models).
     for window in run.offline(waveform): ...           # motion [n, motion_dim] in the face model's layout
     for window in run.push_audio(chunk): ...           # or online: chunks of 16 kHz samples as they arrive,
     for window in run.flush(): ...                     # then the rest when the audio ends
+    run = generator.start(options, key, online=generator.online(hop, lookahead))   # online mode (hops)
 
 Every window a run hands over is motion the face model reads (z_pose then z_dyn in its layout); the windows of
-one generation, concatenated, are as long as the audio at 25 fps. A control the generator lacks is a
+one generation, concatenated, are as long as the audio at 25 fps. Online mode (VASA-1's): every `hop` frames a
+window is sampled with the audio known only `lookahead` frames past the hop, and `hop` frames are handed over;
+a generator that cannot run it says so from online(). A control the generator lacks is a
 ConfigError naming the generator and the control, never silently ignored; DEFAULT leaves a control to the
 generator (VASA's DiT: gaze at the camera and the average distance; JoyVASA has neither condition).
 """
@@ -49,7 +52,11 @@ class MotionGenerator(Protocol):
 
     def options(self, *, gaze, distance, emotion, cfg, steps, sampler): ...  # checked, hashable
 
-    def start(self, options, key) -> MotionRun: ...
+    # (hop, lookahead) frames checked, None taking the generator's measured defaults; ConfigError if it has no
+    # online mode or the values cannot work.
+    def online(self, hop: int | None, lookahead: int | None) -> tuple[int, int]: ...
+
+    def start(self, options, key, *, online: tuple[int, int] | None = None) -> MotionRun: ...
 
 
 def lacks(generator: str, control: str, hint: str = "") -> ConfigError:

@@ -161,19 +161,51 @@ def _initial_carry(config: MotionConfig):
             jnp.zeros((), bool))
 
 
+def sample_window(params, controls, context, audio, audio_mask, index, key, *, config, steps, sampler, scales):
+    """The window function every path shares (offline scan, stream, online hops): motion [W, M] un-normalised for
+    one window of audio [W, Da] with audio_mask [W], given its context (the K motions and audio features before
+    it and whether there are any: (context_motion [K, M], context_audio [K, Da], has_context)). Its noise comes
+    from fold_in(key, index)."""
+    context_motion, context_audio, has_context = context
+    cond = window_conditions(params["stats"], config, controls, audio, audio_mask, context_motion, context_audio,
+                             has_context)
+    x0 = denoise(params["denoiser"], config, cond, jax.random.fold_in(key, index), steps=steps, sampler=sampler,
+                 scales=dict(scales))
+    return denormalize(params["stats"], "motion", x0[0])
+
+
 def _window(params, controls, carry, audio, audio_mask, index, key, *, config, steps, sampler, scales):
     """One window: (carry, audio [W, Da], audio_mask [W], its index) -> (next carry, motion [W, M] un-normalised).
 
     The carry is the previous window's last K motions and audio features and whether there was one.
     """
-    context_motion, context_audio, has_context = carry
-    cond = window_conditions(params["stats"], config, controls, audio, audio_mask, context_motion, context_audio,
-                             has_context)
-    x0 = denoise(params["denoiser"], config, cond, jax.random.fold_in(key, index), steps=steps, sampler=sampler,
-                 scales=dict(scales))
-    motion = denormalize(params["stats"], "motion", x0[0])
+    motion = sample_window(params, controls, carry, audio, audio_mask, index, key, config=config, steps=steps,
+                           sampler=sampler, scales=scales)
     w, k = config.window, config.context
     return (motion[w - k:], jnp.asarray(audio, jnp.float32)[w - k:], jnp.ones((), bool)), motion
+
+
+def _online_step(params, controls, carry, audio, audio_mask, index, key, *, config, steps, sampler, scales, hop):
+    """One online hop: a whole window sampled at the first frame not yet emitted (its audio known only `hop +
+    lookahead` frames in, as audio_mask says), of which the first `hop` frames are kept.
+    -> (next carry, motion [hop, M]).
+
+    The next context is the last K frames emitted. Before K frames exist, the first frame emitted stands in for
+    the frames before it (a head held still before it starts talking), so every hop after the first has a full
+    context, as training always does."""
+    motion = sample_window(params, controls, carry, audio, audio_mask, index, key, config=config, steps=steps,
+                           sampler=sampler, scales=scales)[:hop]
+    context_motion, context_audio, has_context = carry
+    k = config.context
+    audio = jnp.asarray(audio, jnp.float32)[:hop]
+    held_motion = jnp.where(has_context, context_motion, jnp.broadcast_to(motion[:1], context_motion.shape))
+    held_audio = jnp.where(has_context, context_audio, jnp.broadcast_to(audio[:1], context_audio.shape))
+    next_motion = jnp.concatenate([held_motion, motion])[-k:]
+    next_audio = jnp.concatenate([held_audio, audio])[-k:]
+    return (next_motion, next_audio, jnp.ones((), bool)), motion
+
+
+_online_hop = jax.jit(_online_step, static_argnames=("config", "steps", "sampler", "scales", "hop"))
 
 
 _window_jit = jax.jit(_window, static_argnames=("config", "steps", "sampler", "scales"))
@@ -234,6 +266,45 @@ def sample_windows(params, audio_features, controls: Controls | None, key, *, co
     return motion.reshape(n * w, -1)[:t]
 
 
+def sample_online(params, audio_features, controls: Controls | None, key, *, config: MotionConfig,
+                  steps: int | None = None, sampler: str | None = None, cfg: Mapping[str, float] | None = None,
+                  hop: int | None = None, lookahead: int | None = None):
+    """The online mode for a whole clip: what OnlineMotionStream emits for these features, as one lax.scan over
+    hops. audio_features [T, audio_dim] -> motion [T, motion_dim]; works under jax.vmap like sample_windows."""
+    controls = Controls() if controls is None else controls
+    steps, sampler, scales = _options(config, controls, steps, sampler, cfg)
+    hop = ONLINE_HOP if hop is None else hop
+    lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
+    check_online(config, hop, lookahead)
+    audio_features = jnp.asarray(audio_features, jnp.float32)
+    _check_features(audio_features, config)
+    t = audio_features.shape[0]
+    if t == 0:
+        return jnp.zeros((0, config.motion_dim), jnp.float32)
+    return _scan_hops(params, controls, audio_features, key, config=config, steps=steps, sampler=sampler,
+                      scales=scales, hop=hop, lookahead=lookahead)[:t]
+
+
+@functools.partial(jax.jit, static_argnames=("config", "steps", "sampler", "scales", "hop", "lookahead"))
+def _scan_hops(params, controls, audio_features, key, *, config, steps, sampler, scales, hop, lookahead):
+    t, w = audio_features.shape[0], config.window
+    n = -(-t // hop)
+    padded = jnp.pad(audio_features, ((0, n * hop + w - t), (0, 0)))
+    frames = jnp.arange(w)
+
+    def body(carry, index):
+        start = index * hop
+        known = jnp.minimum(hop + lookahead, t - start)
+        audio = jax.lax.dynamic_slice_in_dim(padded, start, w)
+        mask = frames < known
+        audio = jnp.where(mask[:, None], audio, 0.0)
+        return _online_step(params, controls, carry, audio, mask, index, key, config=config, steps=steps,
+                            sampler=sampler, scales=scales, hop=hop)
+
+    _, motion = jax.lax.scan(body, _initial_carry(config), jnp.arange(n))
+    return motion.reshape(n * hop, -1)
+
+
 class MotionStream:
     """Online sampling: push audio features (or audio) chunk by chunk; each window's motion comes back as soon as
     its W frames of audio are in. For the same audio and key the windows, concatenated, equal sample_windows.
@@ -292,3 +363,93 @@ class MotionStream:
             out.append(np.asarray(self._run(audio, np.arange(w) < t))[:t])
             self._pending = self._pending[:0]
         return out
+
+
+# Online defaults, chosen by measurement (python -m vasa_jax.bench --realtime, python -m vasa_jax.motion.evaluate
+# --online; figures in the README's online section).
+ONLINE_HOP = 4
+ONLINE_LOOKAHEAD = 4
+
+
+class OnlineMotionStream:
+    """Online sampling, VASA-1's online mode: every `hop` frames of audio, one window is sampled starting at the
+    first frame not yet emitted, with the audio known `hop + lookahead` frames past that frame and the rest of
+    the window's audio marked unknown (as the model was trained on truncated windows); its first `hop` frames
+    are emitted. So a frame waits for at most hop + lookahead frames of audio (plus the audio stream's latency
+    and one window's sampling), instead of a whole window.
+
+    The window function is sample_window, the offline scan's; hop n draws its noise from fold_in(key, n). For the
+    same audio and key the motion does not depend on how the audio was chunked. push / push_audio / flush as
+    MotionStream's, returning hops [hop, M] (the last one shorter).
+    """
+
+    def __init__(self, params, controls: Controls | None, key, *, config: MotionConfig, steps: int | None = None,
+                 sampler: str | None = None, cfg: Mapping[str, float] | None = None, audio_stream=None,
+                 hop: int | None = None, lookahead: int | None = None):
+        self.params, self.key, self.config = params, key, config
+        self.controls = Controls() if controls is None else controls
+        self._steps, self._sampler, self._scales = _options(config, self.controls, steps, sampler, cfg)
+        self.hop = ONLINE_HOP if hop is None else hop
+        self.lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
+        check_online(config, self.hop, self.lookahead)
+        self.audio_stream = audio_stream
+        self._carry = _initial_carry(config)
+        self._pending = np.zeros((0, config.audio_dim), np.float32)  # audio features from the next frame to emit
+        self.windows_done = 0
+        self._closed = False
+
+    @property
+    def known(self) -> int:
+        """Frames of audio a hop needs past the first frame it emits."""
+        return self.hop + self.lookahead
+
+    def _run(self, length: int, known: int):
+        """Samples the hop at the pending audio's start, emits `length` frames with `known` frames of audio."""
+        w = self.config.window
+        audio = np.zeros((w, self.config.audio_dim), np.float32)
+        audio[:known] = self._pending[:known]
+        self._carry, motion = _online_hop(self.params, self.controls, self._carry, jnp.asarray(audio),
+                                          jnp.asarray(np.arange(w) < known), self.windows_done, self.key,
+                                          config=self.config, steps=self._steps, sampler=self._sampler,
+                                          scales=self._scales, hop=self.hop)
+        self.windows_done += 1
+        self._pending = self._pending[length:]
+        return np.asarray(motion)[:length]
+
+    def push(self, features) -> list[np.ndarray]:
+        """Add audio features [n, audio_dim]; returns the motion [hop, motion_dim] of every hop now possible."""
+        if self._closed:
+            raise RuntimeError("this OnlineMotionStream was flushed; start a new one")
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[1] != self.config.audio_dim:
+            raise ValueError(f"audio features must be [n, {self.config.audio_dim}]; got {features.shape}")
+        self._pending = np.concatenate([self._pending, features])
+        out = []
+        while self._pending.shape[0] >= self.known:
+            out.append(self._run(self.hop, self.known))
+        return out
+
+    def push_audio(self, samples) -> list[np.ndarray]:
+        """Add 16 kHz audio samples (through audio_stream); returns the hops completed."""
+        if self.audio_stream is None:
+            raise ValueError("push_audio needs OnlineMotionStream(..., audio_stream=encoder.stream())")
+        return self.push(self.audio_stream.push(samples))
+
+    def flush(self) -> list[np.ndarray]:
+        """End of the audio: the remaining frames, hop by hop, with the audio that exists."""
+        out = self.push(self.audio_stream.flush()) if self.audio_stream is not None else []
+        self._closed = True
+        while self._pending.shape[0]:
+            t = self._pending.shape[0]
+            out.append(self._run(min(self.hop, t), min(self.known, t)))
+        return out
+
+
+def check_online(config: MotionConfig, hop: int, lookahead: int) -> None:
+    """ValueError unless 1 <= hop and hop + lookahead <= the window (lookahead >= 0)."""
+    for name, value in (("hop", hop), ("lookahead", lookahead)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise ValueError(f"{name} must be a whole number of frames; got {value!r}")
+    if hop < 1 or lookahead < 0 or hop + lookahead > config.window:
+        raise ValueError(f"online hop and lookahead must be hop >= 1, lookahead >= 0, hop + lookahead <= the window "
+                         f"({config.window} frames); got hop {hop}, lookahead {lookahead}")

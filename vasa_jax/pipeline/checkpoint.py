@@ -177,9 +177,35 @@ def folder_size(path) -> int:
 
 def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
     """Reads and checks a pipeline checkpoint folder; CheckpointError naming the file for anything wrong."""
-    import jax
-
     from vasa_jax.motion.generator import load_generator
+
+    path, manifest, face, face_params = _read_face(path)
+    manifest_path = path / MANIFEST
+    try:
+        generator = load_generator(manifest, path)
+    except ConfigError as e:
+        raise CheckpointError(manifest_path, f"describes no usable model (ConfigError: {e})") from None
+    if generator.motion_dim != face.motion_dim or generator.face_model not in (None, face.name):
+        raise CheckpointError(manifest_path, f"pairs a {generator.name} motion model making {generator.motion_dim}-d "
+                                             f"motion with a {face.name} face model reading {face.motion_dim}-d")
+    return PipelineCheckpoint(path, face, face_params, generator, manifest)
+
+
+def holds_weights(folder) -> bool:
+    """Whether `folder` is a pipeline checkpoint (its face model can drive stage-2 training: registry)."""
+    return Path(folder, MANIFEST).is_file()
+
+
+def load_face_weights(folder):
+    """(face model, params) of a pipeline checkpoint's face model, e.g. to train a new motion model on its
+    motion (motion_data.face_workdir = the pipeline folder)."""
+    _, _, face, face_params = _read_face(folder)
+    return face, face_params
+
+
+def _read_face(path):
+    """(folder, manifest, face model, face params) of a pipeline checkpoint, checked."""
+    import jax
 
     path = checkpoint_folder(path, "a pipeline checkpoint is a folder (python -m vasa_jax.pipeline.export)")
     manifest_path = path / MANIFEST
@@ -204,14 +230,7 @@ def read_pipeline_checkpoint(path) -> PipelineCheckpoint:
         raise CheckpointError(manifest_path, f"describes no usable model ({type(e).__name__}: {e})") from None
     face_params = read_weights_tree(path / FACE_WEIGHTS)
     check_tree(path / FACE_WEIGHTS, face_params, jax.eval_shape(face.init, jax.random.key(0)), "face model")
-    try:
-        generator = load_generator(manifest, path)
-    except ConfigError as e:
-        raise CheckpointError(manifest_path, f"describes no usable model (ConfigError: {e})") from None
-    if generator.motion_dim != face.motion_dim or generator.face_model not in (None, face.name):
-        raise CheckpointError(manifest_path, f"pairs a {generator.name} motion model making {generator.motion_dim}-d "
-                                             f"motion with a {face.name} face model reading {face.motion_dim}-d")
-    return PipelineCheckpoint(path, face, face_params, generator, manifest)
+    return path, manifest, face, face_params
 
 
 def read_dit(manifest: dict, path: Path):

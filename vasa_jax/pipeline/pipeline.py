@@ -38,6 +38,11 @@ checks them (vasa_jax.motion.generator): a control it lacks is a ConfigError, ne
                         head pose replaces the generated one while lips and expression follow the audio
                         (pose.py: shorter sources play back and forth)
     save_motion         a .npz / .npy path for the motion as rendered [T, M] (z_pose then z_dyn)
+    online, hop, lookahead   online=True: VASA-1's online mode (the motion generator's): every `hop` frames a
+                        window is sampled with the audio known `lookahead` frames past the hop, and `hop` frames are
+                        rendered, so a live stream's frame waits for hop + lookahead frames of speech, not a window;
+                        None: the generator's measured defaults. Also offline (generate / write), to see what a
+                        live stream would show. A generator without an online mode is a ConfigError.
 """
 
 from __future__ import annotations
@@ -113,6 +118,7 @@ class WriteReport:
     motion: np.ndarray  # [T, M] as rendered
     portrait: Portrait
     first_frame_latency: float | None = None  # streaming: seconds from the first audio chunk to the first frame
+    live: object | None = None  # live=True: the LiveReport (vasa_jax.pipeline.live): every frame's latency
 
     @property
     def fps(self) -> float:
@@ -176,6 +182,7 @@ class Settings:
     pose_from: str | np.ndarray | None  # a file, or z_pose [L, face.pose_dim]
     save_motion: Path | None
     edits: tuple[tuple[str, float], ...] = ()  # the face model's portrait edits, (name, value)
+    online: tuple[int, int] | None = None  # (hop, lookahead) frames of the online mode
 
 
 class Generation:
@@ -223,9 +230,10 @@ class Generation:
             self._motion.append(window)
             self._frames_done += len(window)
             # Every batch of the window is dispatched before the first is read back: the device works on the
-            # next batches while the host copies (and the caller encodes) the first.
-            pending = [pipeline._render_batch(self._latents, window[i:i + pipeline.decode_batch], size)
-                       for i in range(0, len(window), pipeline.decode_batch)]
+            # next batches while the host copies (and the caller encodes) the first. Online, a hop is one batch.
+            batch = pipeline.render_batch(self.settings)
+            pending = [pipeline._render_batch(self._latents, window[i:i + batch], size, batch)
+                       for i in range(0, len(window), batch)]
             for frames, count in pending:
                 yield np.asarray(frames if paste is None else paste(frames))[:count]
         if self._frames_done == 0:
@@ -317,7 +325,8 @@ class Pipeline:
     def settings(self, *, gaze=DEFAULT, distance=DEFAULT, emotion=None, cfg: Mapping[str, float] | None = None,
                  steps: int | None = None, sampler: str | None = None, seed: int = 0, crop: bool = True,
                  size: int | None = None, pasteback: bool = True, pose_offset=None, pose_from=None,
-                 save_motion=None, eye_ratio=None, lip_ratio=None) -> Settings:
+                 save_motion=None, eye_ratio=None, lip_ratio=None, online: bool = False, hop: int | None = None,
+                 lookahead: int | None = None) -> Settings:
         """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work,
         or for a control the motion model lacks."""
         motion = self.generator.options(gaze=gaze, distance=distance, emotion=emotion, cfg=cfg, steps=steps,
@@ -351,8 +360,11 @@ class Pipeline:
                 raise ConfigError("pose_from holds NaN or infinite values")
             pose_from = pose_from[:, :pose_dim]
         edits = self._check_edits({"eye_ratio": eye_ratio, "lip_ratio": lip_ratio})
+        if not online and (hop is not None or lookahead is not None):
+            raise ConfigError("hop and lookahead set the online mode; pass online=True (--online) with them")
+        online = self.generator.online(hop, lookahead) if online else None
         return Settings(motion, int(seed), bool(crop), int(size), bool(pasteback), pose_offset, pose_from,
-                        save_motion, edits)
+                        save_motion, edits, online)
 
     def _check_edits(self, requested: Mapping) -> tuple[tuple[str, float], ...]:
         """The portrait edits asked for (not None), checked: a number in [0, 1] the face model can apply."""
@@ -418,13 +430,17 @@ class Pipeline:
         return appearance, self.face.edit_source(self.face_params, identity, landmarks, **edits)
 
     def _motion_stream(self, settings: Settings):
-        """The motion generator's run for one generation (offline windows or pushed audio)."""
-        return self.generator.start(settings.motion, jax.random.key(settings.seed))
+        """The motion generator's run for one generation (offline windows or pushed audio; online: hops)."""
+        return self.generator.start(settings.motion, jax.random.key(settings.seed), online=settings.online)
 
-    def _render_batch(self, latents, motion: np.ndarray, size: int):
-        """(frames [decode_batch, size, size, 3] on the device, how many are real) for motion [n <= batch, M]."""
-        n = motion.shape[0]
-        padded = np.concatenate([motion, np.repeat(motion[-1:], self.decode_batch - n, axis=0)])
+    def render_batch(self, settings: Settings) -> int:
+        """Frames decoded per compiled call: decode_batch, or online the hop (a hop is rendered as it comes)."""
+        return self.decode_batch if settings.online is None else settings.online[0]
+
+    def _render_batch(self, latents, motion: np.ndarray, size: int, batch: int | None = None):
+        """(frames [batch, size, size, 3] on the device, how many are real) for motion [n <= batch, M]."""
+        n, batch = motion.shape[0], batch or self.decode_batch
+        padded = np.concatenate([motion, np.repeat(motion[-1:], batch - n, axis=0)])
         return _render(self.face_params, *latents, jnp.asarray(padded), face=self.face, size=size), n
 
     # ---- generation --------------------------------------------------------------------------------------------
@@ -467,10 +483,10 @@ class Pipeline:
         return Video(frames, FPS, generation.audio, SAMPLE_RATE, generation.motion, generation.portrait)
 
     def stream(self, image, audio_chunks: Iterable, **options) -> Generation:
-        """Online generation: audio_chunks yields mono float32 16 kHz sample arrays as a live source delivers
+        """Streaming generation: audio_chunks yields mono float32 16 kHz sample arrays as a live source delivers
         them; iterating gives frame batches uint8 [n, H, W, 3] as soon as each motion window's audio is in
-        (a window of W frames, plus the audio encoder's look-ahead). The portrait is encoded before the first
-        chunk is read."""
+        (a window of W frames, plus the audio encoder's look-ahead), or with online=True each hop's (hop +
+        lookahead frames: the module docstring). The portrait is encoded before the first chunk is read."""
         return self._stream(image, audio_chunks, self.settings(**options))
 
     def _stream(self, image, audio_chunks: Iterable, settings: Settings) -> Generation:
@@ -500,12 +516,13 @@ class Pipeline:
             run = self._motion_stream(settings)
             run.push_audio(silence)
             run.flush()
-        frames, _ = self._render_batch(latents, window[:self.decode_batch], settings.size)
+        batch = self.render_batch(settings)
+        frames, _ = self._render_batch(latents, window[:batch], settings.size, batch)
         np.asarray(frames)
         return time.perf_counter() - started
 
     def write(self, path, image, audio, *, overwrite: bool = False, progress: bool = False,
-              stream_chunk_seconds: float | None = None, drive=None, watermark: bool = True,
+              stream_chunk_seconds: float | None = None, live: bool = False, drive=None, watermark: bool = True,
               **options) -> WriteReport:
         """Generates and writes an mp4 (H.264 + AAC, provenance metadata), frames written as they are made, each
         batch watermarked on its way and the finished file signed with a C2PA manifest (vasa_jax.provenance;
@@ -513,13 +530,17 @@ class Pipeline:
 
         stream_chunk_seconds: None = offline; a number = online, the audio delivered to stream() in chunks of
         that length as fast as it is taken (the report then gives the first-frame latency: from the first
-        chunk to the first frame ready, compute only). progress: a tqdm bar on stderr. drive: a driving video
+        chunk to the first frame ready, compute only). live: the chunks handed over at the pace of speech, as a
+        live source would (vasa_jax.pipeline.live; the report's `live` gives every frame's latency from its
+        speech arriving). progress: a tqdm bar on stderr. drive: a driving video
         (Pipeline.drive) instead of the motion generator; audio None then takes the video's sound.
         """
         from tqdm import tqdm
 
         path = check_output(path, overwrite=overwrite)
         settings = self.settings(**options)
+        if live and stream_chunk_seconds is None:
+            stream_chunk_seconds = 0.02  # a microphone's typical buffer
         marker = ProvenanceMarker(path, enabled=watermark)
         started = time.perf_counter()
         first_chunk = []
@@ -531,6 +552,7 @@ class Pipeline:
         else:
             waveform = self.load_audio(audio)
             total = num_frames(waveform.size)
+        paced = None
         if streaming:
             step = max(1, int(round(stream_chunk_seconds * SAMPLE_RATE)))
 
@@ -541,10 +563,19 @@ class Pipeline:
                     writer.write_audio(waveform[i:i + step])
                     yield waveform[i:i + step]
 
-            generation = self._stream(image, chunks(), settings)
+            if live:
+                from vasa_jax.pipeline.live import PacedAudio
+
+                def on_chunk(chunk):
+                    if not first_chunk:
+                        first_chunk.append(time.perf_counter())
+                    writer.write_audio(chunk)
+
+                paced = PacedAudio(waveform, stream_chunk_seconds, on_chunk=on_chunk)
+            generation = self._stream(image, paced if live else chunks(), settings)
         elif drive is None:
             generation = self._start(image, waveform, settings)
-        latency = None
+        latency, ready = None, []
         with VideoWriter(path, fps=FPS, sample_rate=SAMPLE_RATE, metadata=provenance_metadata(),
                          finish=marker.finish) as writer, \
                 tqdm(total=total, unit="frame", desc="generating", disable=not progress, leave=False) as bar:
@@ -553,10 +584,12 @@ class Pipeline:
             for frames in generation:
                 if latency is None and first_chunk:
                     latency = time.perf_counter() - first_chunk[0]
+                ready.extend([time.perf_counter()] * len(frames))
                 writer.write(marker.frames(frames))
                 bar.update(len(frames))
         return WriteReport(path, writer.num_frames, time.perf_counter() - started, generation.motion,
-                           generation.portrait, latency)
+                           generation.portrait, latency,
+                           None if paced is None else paced.report(ready, ready[-1] if ready else started))
 
 
 def load_pipeline(checkpoint=None, **options) -> Pipeline:

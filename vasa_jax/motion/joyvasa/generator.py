@@ -84,7 +84,14 @@ class JoyVasaGenerator:
             raise ConfigError(str(e)) from None
         return JoyVasaOptions(scale, sampler, steps)
 
-    def start(self, options: JoyVasaOptions, key) -> "JoyVasaRun":
+    def online(self, hop=None, lookahead=None):
+        raise ConfigError(f"the {NAME} motion model has no online mode: it samples whole {self.window}-frame windows "
+                          "whose HuBERT features need the whole window's speech, and was not trained on windows "
+                          "with unknown audio; stream it without --online (online=False)")
+
+    def start(self, options: JoyVasaOptions, key, *, online=None) -> "JoyVasaRun":
+        if online is not None:
+            self.online()
         return JoyVasaRun(self, options, key)
 
     @classmethod
