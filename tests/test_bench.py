@@ -27,7 +27,7 @@ def test_quick_run_reports_every_figure(tmp_path, capsys):
     for path, value in _numbers(result):
         assert math.isfinite(value), path
         # Compile times may round to nothing for a program compiled before; a load average may be 0.
-        if "compile_seconds" not in path and "load_average" not in path:
+        if "compile_seconds" not in path and "load_average" not in path and "backlog" not in path:
             assert value > 0, path
 
     for part in ("encode", "audio"):
@@ -52,6 +52,11 @@ def test_quick_run_reports_every_figure(tmp_path, capsys):
     assert [x["frames"] for x in memory["by_audio_length"]] == [50, 150]
     assert memory["peak"]["bytes"] > 0 and memory["growth_ratio"] > 0
     assert set(result["flops"]) == {"encode_gflops_per_portrait", "decode_gflops_per_frame", "motion_gflops_per_frame"}
+    live = result["realtime"]  # the online mode with speech at its real pace (--quick: 2 s)
+    assert live["frames"] == 50 and (live["hop"], live["lookahead"]) == (4, 1) and live["steps"] == 4
+    assert live["first_frame_seconds"] > live["wait_for_speech_seconds"] == 4 / 25
+    assert live["p95_seconds"] >= live["p50_seconds"] > 0 and isinstance(live["keeps_up"], bool)
+    assert live["gflops_per_hop"] > 0 and set(live["gpu_seconds_per_hop_at_peak"]) >= {"H100", "RTX 4090"}
     peak = result["device"]["peak"]
     assert "fp32_tflops" in peak or peak["reason"]
 

@@ -1,5 +1,7 @@
 """The online mode (VASA-1's): hops of a window sampled with bounded look-ahead, on the tiny config."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -26,9 +28,9 @@ def features():
     return audio, make_audio_encoder("mel").features(audio)
 
 
-def online(params, feats, key=7, **options):
+def online(params, feats, key=7, config=MOTION, **options):
     options = {"hop": HOP, "lookahead": LOOKAHEAD, **options}
-    return np.asarray(sample_online(params, feats, CONTROLS, jax.random.key(key), config=MOTION, steps=4, **options))
+    return np.asarray(sample_online(params, feats, CONTROLS, jax.random.key(key), config=config, steps=4, **options))
 
 
 def test_online_has_the_audios_length_and_is_deterministic(params, features):
@@ -47,11 +49,16 @@ def test_online_has_the_audios_length_and_is_deterministic(params, features):
 
 
 def test_online_and_offline_share_their_window_function(params, features):
-    """A hop of a whole window with no look-ahead is the offline scan exactly: same window function, same
-    context (the last K frames), same noise per window, the same padded last window."""
+    """A hop of a whole window with no look-ahead, continuing its context as windows do, is the offline scan
+    exactly: same window function, same context (the last K frames), same noise, the same padded last window."""
     feats = features[1]
     offline = sample_windows(params, feats, CONTROLS, jax.random.key(7), config=MOTION, steps=4)
-    np.testing.assert_allclose(online(params, feats, hop=W, lookahead=0), offline, rtol=1e-5, atol=1e-5)
+    same_seams = dataclasses.replace(MOTION, online_seam_pose=MOTION.seam_frames,
+                                     online_seam_dynamics=MOTION.seam_frames)
+    np.testing.assert_allclose(online(params, feats, hop=W, lookahead=0, config=same_seams), offline, rtol=1e-5,
+                               atol=1e-5)
+    # The online mode's own continuation (the head over more frames than the face) is another sampling.
+    assert not np.allclose(online(params, feats, hop=W, lookahead=0), offline, atol=1e-3)
 
 
 def test_stream_equals_the_scan_and_chunking_does_not_matter(params, features):

@@ -113,6 +113,10 @@ def test_windows_continue_their_context(params, features):
     np.testing.assert_allclose(shift[2], 0.25 * shift[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(out[0, 3:], np.asarray(x0[0, 3:]))
     np.testing.assert_array_equal(out[1], np.asarray(x0[1]))
+    # The head (the first POSE_DIM features) and the rest over their own spans (the online mode's).
+    split = np.asarray(continue_context(x0, cond, 3, 0))
+    np.testing.assert_allclose(split[0, :, :6], out[0, :, :6], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(split[0, :, 6:], np.asarray(x0[0, :, 6:]))
 
     assert MOTION.seam_frames == 4  # the default
     motion = np.asarray(sample_windows(params, features[1], CONTROLS, jax.random.key(7), config=MOTION,

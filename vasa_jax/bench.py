@@ -461,6 +461,7 @@ def bench_realtime(pipeline, seconds: float, steps: int, hop: int | None, lookah
 
     settings = pipeline.settings(steps=steps, online=True, hop=hop, lookahead=lookahead)
     hop, lookahead = settings.online
+    steps = settings.motion.steps  # None: the model's online steps
     warm = pipeline.warm_up(stream=True, steps=steps, online=True, hop=hop, lookahead=lookahead)
     portrait, audio = _portrait(pipeline), _speech(seconds)
     report = live_latency(pipeline, portrait, audio, steps=steps, online=True, hop=hop, lookahead=lookahead)
@@ -539,7 +540,7 @@ def run(pipeline, *, steps: int | None, motion_steps=(10, 50), decode_batches=(1
     result["stream"] = bench_stream(pipeline, seconds, steps)
     log(f"stream: {result['stream']['frames_per_second']:.3g} frames/s")
     if realtime_seconds > 0:
-        result["realtime"] = r = bench_realtime(pipeline, realtime_seconds, online_steps or steps, hop, lookahead)
+        result["realtime"] = r = bench_realtime(pipeline, realtime_seconds, online_steps, hop, lookahead)
         log(realtime_line(r))
 
     result["memory"] = {"peak": peak_memory(),
@@ -659,7 +660,8 @@ def main(argv=None) -> int:
     p.add_argument("--realtime-seconds", type=float, default=30.0, help="speech for the live-source run (0: skip)")
     p.add_argument("--hop", type=int, help="online hop in frames (default: the model's measured default)")
     p.add_argument("--lookahead", type=int, help="online look-ahead in frames (default: the model's)")
-    p.add_argument("--online-steps", type=int, help="denoising steps of the online run (default: --steps)")
+    p.add_argument("--online-steps", type=int, help="denoising steps of the online run (default: the model's "
+                   "online steps)")
     p.add_argument("--liveportrait", action="store_true", help="instead: LivePortrait's five networks at full size "
                    "(random weights), float32 and bfloat16 (vasa_jax.face.liveportrait.bench)")
     p.add_argument("--upstream", help="with --liveportrait: a LivePortrait checkout whose PyTorch W and G are timed "
@@ -691,15 +693,14 @@ def main(argv=None) -> int:
             pipeline = load_pipeline(args.checkpoint)
         pipeline.settings(steps=args.steps)
         if args.realtime or args.realtime_seconds > 0:
-            pipeline.settings(steps=args.online_steps or args.steps, online=True, hop=args.hop,
-                              lookahead=args.lookahead)
+            pipeline.settings(steps=args.online_steps, online=True, hop=args.hop, lookahead=args.lookahead)
     except (ConfigError, CheckpointError, MediaError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.realtime:
         result = {"source": args.config or pipeline.name, "load_average_start": list(os.getloadavg()),
-                  "realtime": bench_realtime(pipeline, args.realtime_seconds or 30.0, args.online_steps or args.steps,
-                                             args.hop, args.lookahead),
+                  "realtime": bench_realtime(pipeline, args.realtime_seconds or 30.0, args.online_steps, args.hop,
+                                             args.lookahead),
                   "load_average_end": list(os.getloadavg())}
         print(realtime_line(result["realtime"]))
         if args.json:

@@ -246,6 +246,19 @@ def load_face_source(folder: str, step: int | None):
     return face, params
 
 
+def load_face_folder(folder: str):
+    """(face model, params) of a stage-1 workdir (its latest step) or of face weights without steps (a public
+    face model's, or a pipeline checkpoint's: vasa_jax.face.registry); ConfigError naming the folder otherwise."""
+    from vasa_jax.face.registry import is_public_face
+
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        return load_face_source(folder, None)
+    if is_public_face(folder):
+        return load_face_source(folder, PUBLIC_FACE_STEP)
+    raise ConfigError(f"{folder}: neither a stage-1 workdir (no config.json) nor face weights (LivePortrait's, or a "
+                      "pipeline checkpoint)")
+
+
 class _FaceMotion:
     """A face model's motion vectors of rendered toy-world frames or of shard frames."""
 

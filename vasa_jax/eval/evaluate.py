@@ -233,7 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--audio", help="the driving speech (default: the video's audio track)")
     parser.add_argument("--reference", help="a reference video for LMD, CSIM and comparisons (e.g. the real clip)")
     parser.add_argument("--portrait", help="the source portrait, the identity CSIM compares with")
-    parser.add_argument("--face-workdir", help="a stage-1 workdir: re-extracts head poses from the frames")
+    parser.add_argument("--face-workdir", help="a stage-1 workdir or face weights (a pipeline checkpoint, "
+                        "LivePortrait's): re-extracts head poses from the frames")
     parser.add_argument("--crop-faces", action="store_true",
                         help="crop faces (the preprocessing framing) before the face model reads poses")
     parser.add_argument("--motion", help="generated motion [T, 12] .npy in the toy-truth layout")
@@ -298,9 +299,9 @@ def main(argv=None) -> int:
             raise ConfigError("--crop-faces needs the face analysis (drop --no-faces)")
         read_pose = None
         if args.face_workdir:
-            from vasa_jax.train.face import load_face_checkpoint
+            from vasa_jax.data.motion_data import load_face_folder
 
-            _, face, params = load_face_checkpoint(args.face_workdir)
+            face, params = load_face_folder(args.face_workdir)
             read_pose = pose_reader(face, params, crop_with=analyzer if args.crop_faces else None)
         metrics, series = evaluate_video(
             frames, audio, reference=reference, portrait=portrait, truth=truth, motion=motion, read_pose=read_pose,

@@ -57,6 +57,20 @@ class MotionConfig:
     # (mouth correlation 0.952 / 0.945 / 0.940); the longer the shift, the less the head moves (pose std
     # 2.16 / 1.99 / 1.83 degrees).
     seam_frames: int = 4
+    # The online mode (sampling only). A hop is a window of which only the first few frames are kept, so its
+    # start matters more than a window's: the head (z_pose) is continued over online_seam_pose frames, the rest
+    # (lips, eyes, expression) over online_seam_dynamics. Measured on the toy world (a 4000-step toy_truth
+    # model, 32 held-out clips, hop 4, look-ahead 4, DDIM 10; offline: mouth correlation 0.959, Delta-P 0.92x
+    # the data's): both 4: mouth 0.86, Delta-P 1.71x; both 0: mouth 0.94, Delta-P 2.3x, a seam at every hop;
+    # both 8: mouth 0.75, Delta-P 1.31x; head 8 / face 0: mouth 0.96, Delta-P 1.14x, seams at the hops;
+    # 16 / 0: Delta-P 0.93x but the head moves little (pose std 2.7 against the data's 4.2), seams;
+    # 8 / 2: mouth 0.90, Delta-P 1.15x, no seam; 8 / 1: mouth 0.92, Delta-P 1.16x, no seam (chosen).
+    online_seam_pose: int = 8
+    online_seam_dynamics: int = 1
+    # Denoising steps of the online mode when none are asked for (measured as above, 8 / 1 seams: 4 steps:
+    # mouth 0.91, Delta-P 1.09x; 10: 0.92, 1.16x): a hop samples a whole window for `hop` frames, W / hop
+    # times the offline cost per frame, so steps are what real time can least afford.
+    online_sample_steps: int = 4
     # Classifier-free guidance scale lambda_c per condition (VASA-1's defaults: audio 0.5, gaze 1.0). A condition
     # with scale 0 costs no extra pass.
     cfg_audio: float = 0.5
@@ -65,7 +79,8 @@ class MotionConfig:
     cfg_emotion: float = 0.0
 
     def __post_init__(self):
-        for name in ("window", "layers", "width", "heads", "mlp_ratio", "diffusion_steps", "sample_steps"):
+        for name in ("window", "layers", "width", "heads", "mlp_ratio", "diffusion_steps", "sample_steps",
+                     "online_sample_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"motion.{name} must be >= 1; got {getattr(self, name)}")
         if not 0 <= self.context <= self.window:
@@ -75,11 +90,13 @@ class MotionConfig:
             raise ConfigError(f"motion.width ({self.width}) must be divisible by motion.heads ({self.heads})")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"motion.sampler must be one of {SAMPLERS}; got {self.sampler!r}")
-        if not 0 <= self.seam_frames <= self.window:
-            raise ConfigError(f"motion.seam_frames must be in [0, window = {self.window}]; got {self.seam_frames}")
-        if self.sample_steps > self.diffusion_steps:
-            raise ConfigError(f"motion.sample_steps ({self.sample_steps}) cannot exceed motion.diffusion_steps "
-                              f"({self.diffusion_steps})")
+        for name in ("seam_frames", "online_seam_pose", "online_seam_dynamics"):
+            if not 0 <= getattr(self, name) <= self.window:
+                raise ConfigError(f"motion.{name} must be in [0, window = {self.window}]; got {getattr(self, name)}")
+        for name in ("sample_steps", "online_sample_steps"):
+            if getattr(self, name) > self.diffusion_steps:
+                raise ConfigError(f"motion.{name} ({getattr(self, name)}) cannot exceed motion.diffusion_steps "
+                                  f"({self.diffusion_steps})")
 
     @property
     def cfg_scales(self) -> dict[str, float]:

@@ -94,6 +94,11 @@ class DiTGenerator:
                                    emotion=None if emotion is None else jnp.asarray(emotion)),
                           cfg, int(steps), sampler)
 
+    @property
+    def online_steps(self) -> int:
+        """Denoising steps of the online mode when none are asked for."""
+        return self.config.online_sample_steps
+
     def online(self, hop: int | None = None, lookahead: int | None = None) -> tuple[int, int]:
         hop = ONLINE_HOP if hop is None else hop
         lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead

@@ -56,6 +56,8 @@ class MotionGenerator(Protocol):
     # online mode or the values cannot work.
     def online(self, hop: int | None, lookahead: int | None) -> tuple[int, int]: ...
 
+    online_steps: int  # the online mode's denoising steps when none are asked for (where it has one)
+
     def start(self, options, key, *, online: tuple[int, int] | None = None) -> MotionRun: ...
 
 

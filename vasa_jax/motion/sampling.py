@@ -13,9 +13,9 @@ Windows. The audio of T frames is cut into ceil(T / W) windows of W frames; the 
 whose audio is marked unknown (the model was trained on truncated audio for this) and its output trimmed, so
 the motion has exactly T frames. Window n is conditioned on the last K generated motions and audio features of
 window n - 1, and starts where they point (continue_context, config.seam_frames); the first window has no
-context (its context tokens are masked out). Window n draws its noise from fold_in(key, n), in the scan and in
-the stream alike, so both give the same motion for the same audio and key (the stream computes each window
-with the same function the scan runs on each step).
+context (its context tokens are masked out). A window's noise is indexed by the clip's frames (frame_noise:
+frame f from fold_in(key, f)), in the scan and in the stream alike, so both give the same motion for the same
+audio and key (the stream computes each window with the same function the scan runs on each step).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 
 from vasa_jax.motion.conditions import Conditions, denormalize, make_conditions
 from vasa_jax.motion.config import CONDITIONS, DISTANCE_DIM, GAZE_DIM, SAMPLERS, MotionConfig
+from vasa_jax.face.config import POSE_DIM
 from vasa_jax.motion.denoiser import MotionDenoiser
 from vasa_jax.motion.diffusion import cosine_alphas_cumprod, sampler_update, sampling_timesteps
 
@@ -74,31 +75,45 @@ def guided_x0(denoiser_params, config: MotionConfig, x_t, t, cond: Conditions, s
     return (1.0 + sum(lambdas)) * full - sum(lam * h for lam, h in zip(lambdas, dropped))
 
 
-def continue_context(x0, cond: Conditions, frames: int):
-    """X0 estimates [B, W, M] (normalised) whose first `frames` frames are shifted so that each window with a
-    context starts where the context's last step points: frame 0 becomes c_K + (c_K - c_{K-1}) (c the context
-    motion; c_K itself with a one-frame context), the shift falling from 1 at frame 0 to 0 at frame `frames`
-    as half a cosine (so it adds no step of its own). Windows without context are returned as they are.
+def continue_context(x0, cond: Conditions, frames, dynamics_frames=None):
+    """X0 estimates [B, W, M] (normalised) whose first frames are shifted so that each window with a context
+    starts where the context's last step points: frame 0 becomes c_K + (c_K - c_{K-1}) (c the context motion;
+    c_K itself with a one-frame context), the shift falling from 1 at frame 0 to 0 at frame `frames` as half a
+    cosine (so it adds no step of its own). dynamics_frames (None: `frames`): the horizon for the features
+    after z_pose (the first POSE_DIM), so the head and the face can be continued over different spans.
+    Windows without context are returned as they are.
 
     Why: the denoiser sees its context but, trained with a per-frame loss, does not continue it exactly: each
     window started with a step of about twice the typical frame-to-frame change (measured on the toy world).
     Applied to every step's estimate, the following steps fit the rest of the window to the corrected start.
     """
-    k = cond.context_motion.shape[1]
-    if frames == 0 or k == 0:
+    k, m = cond.context_motion.shape[1], x0.shape[-1]
+    dynamics_frames = frames if dynamics_frames is None else dynamics_frames
+    if (frames == 0 and dynamics_frames == 0) or k == 0:
         return x0
+    horizon = np.where(np.arange(m) < POSE_DIM, frames, dynamics_frames)  # [M], static
+    i = np.arange(x0.shape[1])[:, None]
+    weight = np.where(i < horizon, 0.5 * (1.0 + np.cos(np.pi * i / np.maximum(horizon, 1))), 0.0)  # [W, M]
     last = cond.context_motion[:, -1]
     target = 2.0 * last - cond.context_motion[:, -2] if k > 1 else last
     shift = (target - x0[:, 0]) * cond.context_mask[:, None]  # [B, M]
-    i = jnp.arange(x0.shape[1])
-    weight = jnp.where(i < frames, 0.5 * (1.0 + jnp.cos(jnp.pi * i / frames)), 0.0)
-    return x0 + weight[None, :, None] * shift[:, None, :]
+    return x0 + jnp.asarray(weight, x0.dtype)[None] * shift[:, None, :]
+
+
+def frame_noise(key, start, frames: int, batch: int, dim: int):
+    """Standard normal noise [batch, frames, dim] whose frame f is drawn from fold_in(key, start + f) alone:
+    windows that overlap (the online mode's hops) draw the same noise for the frames they share, so they sample
+    the same motion there up to what their audio and context change, instead of a fresh draw every hop."""
+    keys = jax.vmap(lambda f: jax.random.fold_in(key, f))(start + jnp.arange(frames))
+    return jnp.swapaxes(jax.vmap(lambda k: jax.random.normal(k, (batch, dim)))(keys), 0, 1)
 
 
 def denoise(denoiser_params, config: MotionConfig, cond: Conditions, key, *, steps: int, sampler: str,
-            scales: Mapping[str, float]):
+            scales: Mapping[str, float], start=0, seams: tuple[int, int] | None = None):
     """Samples normalised X0 [B, W, M] for conditions `cond` (batch B): `steps` guided updates from pure noise,
-    each window continuing its context (config.seam_frames)."""
+    each window continuing its context (continue_context over `seams` = (z_pose frames, other frames); None:
+    config.seam_frames for both). start: the window's first frame in the clip, which indexes its noise
+    (frame_noise)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}; got {sampler!r}")
     ab = cosine_alphas_cumprod(config.diffusion_steps)
@@ -107,13 +122,14 @@ def denoise(denoiser_params, config: MotionConfig, cond: Conditions, key, *, ste
     ab_s = np.append(ab[ts[1:]], 1.0).astype(np.float32)  # after the last step: X0 itself
     b = cond.batch_size
     k_start, k_steps = jax.random.split(key)
-    x = jax.random.normal(k_start, (b, config.window, config.motion_dim))
+    w, m = config.window, config.motion_dim
+    x = frame_noise(k_start, start, w, b, m)
 
     def step(x, inputs):
         i, t, a_t, a_s = inputs
         x0 = guided_x0(denoiser_params, config, x, jnp.full((b,), t), cond, scales)
-        x0 = continue_context(x0, cond, config.seam_frames)
-        noise = jax.random.normal(jax.random.fold_in(k_steps, i), x.shape)
+        x0 = continue_context(x0, cond, *(seams or (config.seam_frames,)))
+        noise = frame_noise(jax.random.fold_in(k_steps, i), start, w, b, m)
         return sampler_update(x, x0, a_t, a_s, _ETA[sampler], noise), None
 
     x, _ = jax.lax.scan(step, x, (jnp.arange(steps), jnp.asarray(ts), jnp.asarray(ab_t), jnp.asarray(ab_s)))
@@ -161,16 +177,17 @@ def _initial_carry(config: MotionConfig):
             jnp.zeros((), bool))
 
 
-def sample_window(params, controls, context, audio, audio_mask, index, key, *, config, steps, sampler, scales):
+def sample_window(params, controls, context, audio, audio_mask, start, key, *, config, steps, sampler, scales,
+                  seams=None):
     """The window function every path shares (offline scan, stream, online hops): motion [W, M] un-normalised for
     one window of audio [W, Da] with audio_mask [W], given its context (the K motions and audio features before
-    it and whether there are any: (context_motion [K, M], context_audio [K, Da], has_context)). Its noise comes
-    from fold_in(key, index)."""
+    it and whether there are any: (context_motion [K, M], context_audio [K, Da], has_context)). start: the
+    window's first frame in the clip, which indexes its noise (frame_noise). seams: denoise's."""
     context_motion, context_audio, has_context = context
     cond = window_conditions(params["stats"], config, controls, audio, audio_mask, context_motion, context_audio,
                              has_context)
-    x0 = denoise(params["denoiser"], config, cond, jax.random.fold_in(key, index), steps=steps, sampler=sampler,
-                 scales=dict(scales))
+    x0 = denoise(params["denoiser"], config, cond, key, steps=steps, sampler=sampler, scales=dict(scales),
+                 start=start, seams=seams)
     return denormalize(params["stats"], "motion", x0[0])
 
 
@@ -179,8 +196,8 @@ def _window(params, controls, carry, audio, audio_mask, index, key, *, config, s
 
     The carry is the previous window's last K motions and audio features and whether there was one.
     """
-    motion = sample_window(params, controls, carry, audio, audio_mask, index, key, config=config, steps=steps,
-                           sampler=sampler, scales=scales)
+    motion = sample_window(params, controls, carry, audio, audio_mask, index * config.window, key, config=config,
+                           steps=steps, sampler=sampler, scales=scales)
     w, k = config.window, config.context
     return (motion[w - k:], jnp.asarray(audio, jnp.float32)[w - k:], jnp.ones((), bool)), motion
 
@@ -193,8 +210,9 @@ def _online_step(params, controls, carry, audio, audio_mask, index, key, *, conf
     The next context is the last K frames emitted. Before K frames exist, the first frame emitted stands in for
     the frames before it (a head held still before it starts talking), so every hop after the first has a full
     context, as training always does."""
-    motion = sample_window(params, controls, carry, audio, audio_mask, index, key, config=config, steps=steps,
-                           sampler=sampler, scales=scales)[:hop]
+    seams = (config.online_seam_pose, config.online_seam_dynamics)
+    motion = sample_window(params, controls, carry, audio, audio_mask, index * hop, key, config=config, steps=steps,
+                           sampler=sampler, scales=scales, seams=seams)[:hop]
     context_motion, context_audio, has_context = carry
     k = config.context
     audio = jnp.asarray(audio, jnp.float32)[:hop]
@@ -305,13 +323,10 @@ def _scan_hops(params, controls, audio_features, key, *, config, steps, sampler,
     return motion.reshape(n * hop, -1)
 
 
-class MotionStream:
-    """Online sampling: push audio features (or audio) chunk by chunk; each window's motion comes back as soon as
-    its W frames of audio are in. For the same audio and key the windows, concatenated, equal sample_windows.
-
-    audio_stream: an audio encoder's FeatureStream (encoder.stream()), for push_audio(). The latency of a
-    window is its W frames of audio (plus the audio stream's own latency) plus one window's sampling time.
-    """
+class _FeatureStream:
+    """What the window stream and the online stream share: options, the carried context, the audio features
+    pushed and not yet used, and push / push_audio / flush; subclasses say what the pending features make
+    (_take)."""
 
     def __init__(self, params, controls: Controls | None, key, *, config: MotionConfig, steps: int | None = None,
                  sampler: str | None = None, cfg: Mapping[str, float] | None = None, audio_stream=None):
@@ -324,79 +339,90 @@ class MotionStream:
         self.windows_done = 0
         self._closed = False
 
+    def _take(self, final: bool) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def push(self, features) -> list[np.ndarray]:
+        """Add audio features [n, audio_dim]; returns the motion of every window (hop) completed."""
+        if self._closed:
+            raise RuntimeError(f"this {type(self).__name__} was flushed; start a new one")
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[1] != self.config.audio_dim:
+            raise ValueError(f"audio features must be [n, {self.config.audio_dim}]; got {features.shape}")
+        self._pending = np.concatenate([self._pending, features])
+        return self._take(final=False)
+
+    def push_audio(self, samples) -> list[np.ndarray]:
+        """Add 16 kHz audio samples (through audio_stream); returns the windows (hops) completed."""
+        if self.audio_stream is None:
+            raise ValueError(f"push_audio needs {type(self).__name__}(..., audio_stream=encoder.stream())")
+        return self.push(self.audio_stream.push(samples))
+
+    def flush(self) -> list[np.ndarray]:
+        """End of the audio: the rest of the motion, up to the last frame of audio."""
+        out = self.push(self.audio_stream.flush()) if self.audio_stream is not None else []
+        self._closed = True
+        return out + self._take(final=True)
+
+
+class MotionStream(_FeatureStream):
+    """Streaming: push audio features (or audio) chunk by chunk; each window's motion comes back as soon as its W
+    frames of audio are in. For the same audio and key the windows, concatenated, equal sample_windows.
+
+    audio_stream: an audio encoder's FeatureStream (encoder.stream()), for push_audio(). The latency of a
+    window is its W frames of audio (plus the audio stream's own latency) plus one window's sampling time.
+    """
+
     def _run(self, audio, mask):
         self._carry, motion = _window_jit(self.params, self.controls, self._carry, jnp.asarray(audio),
                                           jnp.asarray(mask), self.windows_done, self.key, config=self.config,
                                           steps=self._steps, sampler=self._sampler, scales=self._scales)
         self.windows_done += 1
-        return motion
+        return np.asarray(motion)
 
-    def push(self, features) -> list[np.ndarray]:
-        """Add audio features [n, audio_dim]; returns the motion [W, motion_dim] of every window completed."""
-        if self._closed:
-            raise RuntimeError("this MotionStream was flushed; start a new one")
-        features = np.asarray(features, np.float32)
-        if features.ndim != 2 or features.shape[1] != self.config.audio_dim:
-            raise ValueError(f"audio features must be [n, {self.config.audio_dim}]; got {features.shape}")
-        self._pending = np.concatenate([self._pending, features])
-        w = self.config.window
-        out = []
+    def _take(self, final: bool) -> list[np.ndarray]:
+        """Every full window pending; at the end the last, partial one (padded, then trimmed to its frames)."""
+        w, out = self.config.window, []
         while self._pending.shape[0] >= w:
             window, self._pending = self._pending[:w], self._pending[w:]
-            out.append(np.asarray(self._run(window, np.ones(w, bool))))
-        return out
-
-    def push_audio(self, samples) -> list[np.ndarray]:
-        """Add 16 kHz audio samples (through audio_stream); returns the windows completed."""
-        if self.audio_stream is None:
-            raise ValueError("push_audio needs MotionStream(..., audio_stream=encoder.stream())")
-        return self.push(self.audio_stream.push(samples))
-
-    def flush(self) -> list[np.ndarray]:
-        """End of the audio: the last, partial window (padded, then trimmed to its real frames), if any."""
-        out = self.push(self.audio_stream.flush()) if self.audio_stream is not None else []
-        self._closed = True
+            out.append(self._run(window, np.ones(w, bool)))
         t = self._pending.shape[0]
-        if t:
-            w = self.config.window
+        if final and t:
             audio = np.concatenate([self._pending, np.zeros((w - t, self.config.audio_dim), np.float32)])
-            out.append(np.asarray(self._run(audio, np.arange(w) < t))[:t])
+            out.append(self._run(audio, np.arange(w) < t)[:t])
             self._pending = self._pending[:0]
         return out
 
 
-# Online defaults, chosen by measurement (python -m vasa_jax.bench --realtime, python -m vasa_jax.motion.evaluate
-# --online; figures in the README's online section).
+# Online defaults, chosen by measurement. A frame waits for up to hop + lookahead - 1 frames of speech after its
+# own (the first frame of a hop), plus the audio stream's 20 ms and a hop's compute: hop 4, look-ahead 1 keeps
+# that under 0.30 s where a hop computes in under 0.14 s. Quality (toy world, 32 held-out clips, DDIM 10, the
+# config's online seams; offline mouth correlation 0.959): hop 4 / look-ahead 4: mouth 0.92; 4 / 1: 0.90;
+# 3 / 1: 0.88; Delta-P 1.13-1.16x the data's and no seam at the hops for all three (python -m
+# vasa_jax.motion.evaluate --online; speed: python -m vasa_jax.bench --realtime).
 ONLINE_HOP = 4
-ONLINE_LOOKAHEAD = 4
+ONLINE_LOOKAHEAD = 1
 
 
-class OnlineMotionStream:
+class OnlineMotionStream(_FeatureStream):
     """Online sampling, VASA-1's online mode: every `hop` frames of audio, one window is sampled starting at the
     first frame not yet emitted, with the audio known `hop + lookahead` frames past that frame and the rest of
     the window's audio marked unknown (as the model was trained on truncated windows); its first `hop` frames
     are emitted. So a frame waits for at most hop + lookahead frames of audio (plus the audio stream's latency
     and one window's sampling), instead of a whole window.
 
-    The window function is sample_window, the offline scan's; hop n draws its noise from fold_in(key, n). For the
-    same audio and key the motion does not depend on how the audio was chunked. push / push_audio / flush as
-    MotionStream's, returning hops [hop, M] (the last one shorter).
+    The window function is sample_window, the offline scan's; the noise is indexed by frame (frame_noise), so
+    consecutive hops draw the same noise for the frames they share and do not jitter from hop to hop. For the
+    same audio and key the motion does not depend on how the audio was chunked, and equals sample_online.
+    push / push_audio / flush return hops [hop, M] (the last one shorter).
     """
 
-    def __init__(self, params, controls: Controls | None, key, *, config: MotionConfig, steps: int | None = None,
-                 sampler: str | None = None, cfg: Mapping[str, float] | None = None, audio_stream=None,
-                 hop: int | None = None, lookahead: int | None = None):
-        self.params, self.key, self.config = params, key, config
-        self.controls = Controls() if controls is None else controls
-        self._steps, self._sampler, self._scales = _options(config, self.controls, steps, sampler, cfg)
+    def __init__(self, params, controls: Controls | None, key, *, hop: int | None = None,
+                 lookahead: int | None = None, **options):
+        super().__init__(params, controls, key, **options)
         self.hop = ONLINE_HOP if hop is None else hop
         self.lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
-        check_online(config, self.hop, self.lookahead)
-        self.audio_stream = audio_stream
-        self._carry = _initial_carry(config)
-        self._pending = np.zeros((0, config.audio_dim), np.float32)  # audio features from the next frame to emit
-        self.windows_done = 0
-        self._closed = False
+        check_online(self.config, self.hop, self.lookahead)
 
     @property
     def known(self) -> int:
@@ -416,30 +442,12 @@ class OnlineMotionStream:
         self._pending = self._pending[length:]
         return np.asarray(motion)[:length]
 
-    def push(self, features) -> list[np.ndarray]:
-        """Add audio features [n, audio_dim]; returns the motion [hop, motion_dim] of every hop now possible."""
-        if self._closed:
-            raise RuntimeError("this OnlineMotionStream was flushed; start a new one")
-        features = np.asarray(features, np.float32)
-        if features.ndim != 2 or features.shape[1] != self.config.audio_dim:
-            raise ValueError(f"audio features must be [n, {self.config.audio_dim}]; got {features.shape}")
-        self._pending = np.concatenate([self._pending, features])
+    def _take(self, final: bool) -> list[np.ndarray]:
+        """Every hop whose look-ahead is in; at the end the rest, hop by hop, with the audio that exists."""
         out = []
         while self._pending.shape[0] >= self.known:
             out.append(self._run(self.hop, self.known))
-        return out
-
-    def push_audio(self, samples) -> list[np.ndarray]:
-        """Add 16 kHz audio samples (through audio_stream); returns the hops completed."""
-        if self.audio_stream is None:
-            raise ValueError("push_audio needs OnlineMotionStream(..., audio_stream=encoder.stream())")
-        return self.push(self.audio_stream.push(samples))
-
-    def flush(self) -> list[np.ndarray]:
-        """End of the audio: the remaining frames, hop by hop, with the audio that exists."""
-        out = self.push(self.audio_stream.flush()) if self.audio_stream is not None else []
-        self._closed = True
-        while self._pending.shape[0]:
+        while final and self._pending.shape[0]:
             t = self._pending.shape[0]
             out.append(self._run(min(self.hop, t), min(self.known, t)))
         return out

@@ -42,7 +42,8 @@ checks them (vasa_jax.motion.generator): a control it lacks is a ConfigError, ne
                         window is sampled with the audio known `lookahead` frames past the hop, and `hop` frames are
                         rendered, so a live stream's frame waits for hop + lookahead frames of speech, not a window;
                         None: the generator's measured defaults. Also offline (generate / write), to see what a
-                        live stream would show. A generator without an online mode is a ConfigError.
+                        live stream would show. steps then defaults to the generator's online steps (fewer). A
+                        generator without an online mode is a ConfigError.
 """
 
 from __future__ import annotations
@@ -329,6 +330,11 @@ class Pipeline:
                  lookahead: int | None = None) -> Settings:
         """Checks and resolves generation options (module docstring); ConfigError for a value that cannot work,
         or for a control the motion model lacks."""
+        if not online and (hop is not None or lookahead is not None):
+            raise ConfigError("hop and lookahead set the online mode; pass online=True (--online) with them")
+        online = self.generator.online(hop, lookahead) if online else None
+        if online is not None and steps is None:
+            steps = self.generator.online_steps
         motion = self.generator.options(gaze=gaze, distance=distance, emotion=emotion, cfg=cfg, steps=steps,
                                         sampler=sampler)
         if not isinstance(seed, (int, np.integer)):
@@ -360,9 +366,6 @@ class Pipeline:
                 raise ConfigError("pose_from holds NaN or infinite values")
             pose_from = pose_from[:, :pose_dim]
         edits = self._check_edits({"eye_ratio": eye_ratio, "lip_ratio": lip_ratio})
-        if not online and (hop is not None or lookahead is not None):
-            raise ConfigError("hop and lookahead set the online mode; pass online=True (--online) with them")
-        online = self.generator.online(hop, lookahead) if online else None
         return Settings(motion, int(seed), bool(crop), int(size), bool(pasteback), pose_offset, pose_from,
                         save_motion, edits, online)
 
