@@ -4,6 +4,7 @@
                                                                                        # config's sizes
     python -m vasa_jax.bench --checkpoint DIR                                           # a pipeline checkpoint
     python -m vasa_jax.bench                                                            # the bundled demo model
+    python -m vasa_jax.bench --realtime [--hop 3 --lookahead 1]                         # live-source latency only
 
 On whatever device JAX picks (CPU or GPU). Every program is compiled before it is timed and its compile time is
 reported apart; timed figures are the median (and the best) of --repeats runs. Random weights time like trained
@@ -21,6 +22,10 @@ the window's audio features, its motion, the first decoded batch; the portrait i
 chunk). A live source adds W / 25 s for the window's speech to arrive plus the audio stream's look-ahead,
 reported beside it. Beside these, the steady state put together from the parts (W / (audio + motion + W
 decoded frames) offline; audio + motion + one decode batch for the first frame), for runs too short to show it.
+Online (the realtime key; --realtime runs only this): the online mode (--hop, --lookahead, --online-steps) with
+--realtime-seconds of speech delivered at its wall-clock pace (vasa_jax.pipeline.live): every frame's latency from
+its speech arriving to the frame being ready (first, median, 95th percentile), the frames per second the compute
+managed and whether the latencies grew, and a hop's FLOPs with the time they would take at each GPU's peak.
 Memory: the peak over the whole run (GPU: the device's peak_bytes_in_use; CPU: the process's peak resident set
 from getrusage, XLA compilation included), and the peak during offline generation of --seconds and of
 --memory-seconds of audio (sampled every 5 ms: device bytes in use, or the resident set on CPU), to show that

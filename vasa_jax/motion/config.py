@@ -67,9 +67,10 @@ class MotionConfig:
     # 8 / 2: mouth 0.90, Delta-P 1.15x, no seam; 8 / 1: mouth 0.92, Delta-P 1.16x, no seam (chosen).
     online_seam_pose: int = 8
     online_seam_dynamics: int = 1
-    # Denoising steps of the online mode when none are asked for (measured as above, 8 / 1 seams: 4 steps:
-    # mouth 0.91, Delta-P 1.09x; 10: 0.92, 1.16x): a hop samples a whole window for `hop` frames, W / hop
-    # times the offline cost per frame, so steps are what real time can least afford.
+    # Denoising steps of the online mode when none are asked for. Measured as above (hop 4, look-ahead 1, 8 / 1
+    # seams): 4 steps: mouth 0.92, Delta-P 1.08x; 10: 0.91, 1.16x; and at look-ahead 4, 50 steps: 0.89, 1.52x
+    # (more steps, more movement between hops). A hop samples a whole window for `hop` frames, W / hop times
+    # the offline cost per frame, so steps are also what real time can least afford.
     online_sample_steps: int = 4
     # Classifier-free guidance scale lambda_c per condition (VASA-1's defaults: audio 0.5, gaze 1.0). A condition
     # with scale 0 costs no extra pass.

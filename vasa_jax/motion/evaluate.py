@@ -2,7 +2,7 @@
 
   python -m vasa_jax.motion.evaluate --workdir runs/motion_toy [--clips 64] [--steps 50] [--sampler ddim]
                                      [--cfg audio=0.5,gaze=0] [--seam-frames 8] [--json metrics.json]
-                                     [--online [--hop 4 --lookahead 4]]
+                                     [--online [--hop 3 --lookahead 1]]
 
 --online samples as the online mode does (vasa_jax.motion.sampling.sample_online: every hop frames a window with
 the audio known lookahead frames past the hop); its boundaries are then the hop boundaries.
@@ -221,7 +221,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="a stage-2 training workdir")
     parser.add_argument("--clips", type=int, default=None, help="held-out clips to use (default: all)")
-    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the config's)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the config's; online: "
+                        "its online steps)")
     parser.add_argument("--sampler", choices=("ddim", "ddpm"), default=None)
     parser.add_argument("--cfg", default="", help="guidance scales over the config's, e.g. audio=0.5,gaze=1.0")
     parser.add_argument("--seam-frames", type=int, default=None,
@@ -246,7 +247,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    steps = motion.sample_steps if args.steps is None else args.steps
+    steps = (motion.online_sample_steps if args.online else motion.sample_steps) if args.steps is None else args.steps
     sampler = motion.sampler if args.sampler is None else args.sampler
     cfg = {name: float(value) for name, value in (item.split("=") for item in args.cfg.split(",") if item)}
     online = None

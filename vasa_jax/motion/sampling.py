@@ -395,12 +395,15 @@ class MotionStream(_FeatureStream):
 
 
 # Online defaults, chosen by measurement. A frame waits for up to hop + lookahead - 1 frames of speech after its
-# own (the first frame of a hop), plus the audio stream's 20 ms and a hop's compute: hop 4, look-ahead 1 keeps
-# that under 0.30 s where a hop computes in under 0.14 s. Quality (toy world, 32 held-out clips, DDIM 10, the
-# config's online seams; offline mouth correlation 0.959): hop 4 / look-ahead 4: mouth 0.92; 4 / 1: 0.90;
-# 3 / 1: 0.88; Delta-P 1.13-1.16x the data's and no seam at the hops for all three (python -m
-# vasa_jax.motion.evaluate --online; speed: python -m vasa_jax.bench --realtime).
-ONLINE_HOP = 4
+# own (the first frame of a hop), plus the audio stream's 20 ms and a hop's compute. The bundled demo on this
+# project's 2-core CPU with a live source (python -m vasa_jax.bench --realtime, 30 s of speech, 4 steps):
+# hop 3 / look-ahead 1: first frame 0.22 s, median 0.16 s, p95 0.21 s, 47.6 frames/s of compute; hop 4 /
+# look-ahead 1: 0.26 / 0.20 / 0.27 s, 49.4 frames/s. Quality (a 4000-step toy_truth model, 32 held-out clips,
+# the config's online seams and steps; offline DDIM 10: mouth correlation 0.959, Delta-P 0.92x the data's):
+# 3 / 1: mouth 0.91, Delta-P 1.04x, gaze within 2.1 degrees, no seam at the hops; 4 / 1: 0.92, 1.08x;
+# 4 / 4 (8 / 2 seams): 0.91, 1.09x; 2 / 2 (DDIM 10): 0.85 and a seam at the hops (python -m
+# vasa_jax.motion.evaluate --online). Hop 3 buys 40 ms of latency for 1 % of mouth correlation.
+ONLINE_HOP = 3
 ONLINE_LOOKAHEAD = 1
 
 
