@@ -531,7 +531,7 @@ class Pipeline:
         batch watermarked on its way and the finished file signed with a C2PA manifest (vasa_jax.provenance;
         watermark=False, for research use: neither of the two).
 
-        stream_chunk_seconds: None = offline; a number = online, the audio delivered to stream() in chunks of
+        stream_chunk_seconds: None = offline; a number = streaming, the audio delivered to stream() in chunks of
         that length as fast as it is taken (the report then gives the first-frame latency: from the first
         chunk to the first frame ready, compute only). live: the chunks handed over at the pace of speech, as a
         live source would (vasa_jax.pipeline.live; the report's `live` gives every frame's latency from its
