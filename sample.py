@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         r = report.live
         hop, lookahead = pipeline.settings(**options).online
         print(f"online (hop {hop}, lookahead {lookahead}), speech at its real pace: frames ready "
-              f"{1000 * r.first_frame_seconds:.0f} ms (first), {1000 * r.p50_seconds:.0f} ms (median), {1000 * r.p95_seconds:.0f} ms (95th percentile) after "
+              f"{1000 * r.first_frame_seconds:.0f} ms (first), {1000 * r.p50_seconds:.0f} ms (median), "
+              f"{1000 * r.p95_seconds:.0f} ms (95th percentile) after "
               f"their speech arrived; {r.compute_frames_per_second:.1f} frames/s of compute, "
               f"{'keeping up' if r.keeps_up else 'falling behind'}", file=sys.stderr)
     elif args.stream:
