@@ -298,9 +298,27 @@ def bench_audio(pipeline, seconds: float, repeats: int) -> dict:
     return out
 
 
+def sampled_window_flops(program, params, config, controls, scales, steps: int, window) -> tuple[float, float]:
+    """(FLOPs of a compiled or lowered program that samples one window in `steps` steps, FLOPs of one guided
+    step). XLA's cost analysis counts the denoising loop's body once: the guided denoiser calls it leaves out are
+    added (the analysis of one call before optimisation agrees with the compiled one's to 0.1% and needs no
+    compilation). window: (audio [W, Da], audio mask [W], carry) the program was traced with."""
+    from vasa_jax.motion.sampling import guided_x0, window_conditions
+
+    audio, mask, carry = window
+    cond = window_conditions(params["stats"], config, controls, audio, mask, *carry)
+    step = jax.jit(lambda p, x, t, c: guided_x0(p, config, x, t, c, dict(scales)))
+    step_flops = compiled_flops(step.lower(params["denoiser"], jnp.zeros((1, config.window, config.motion_dim)),
+                                           jnp.zeros((1,), jnp.int32), cond))
+    flops = compiled_flops(program)
+    if flops < 0.9 * steps * step_flops:  # the loop counted once (an XLA that counts trips needs nothing)
+        flops += (steps - 1) * step_flops
+    return flops, step_flops
+
+
 def bench_motion(pipeline, steps: int, repeats: int, peak: dict) -> dict:
     """One motion window (W frames, `steps` denoising steps, the default guidance passes batched)."""
-    from vasa_jax.motion.sampling import _initial_carry, _options, _window_jit, guided_x0, window_conditions
+    from vasa_jax.motion.sampling import _initial_carry, _options, _window_jit
 
     config = pipeline.motion_config
     settings = pipeline.settings(steps=steps)
@@ -318,15 +336,8 @@ def bench_motion(pipeline, steps: int, repeats: int, peak: dict) -> dict:
            "compile_seconds": compile_seconds, **_times(run, repeats)}
     out["frames_per_second"] = w / out["seconds"]
 
-    # XLA's cost analysis counts the denoising loop's body once: add the guided denoiser calls it leaves out (the
-    # analysis of one call before optimisation agrees with the compiled one's to 0.1% and needs no compilation).
-    cond = window_conditions(params["stats"], config, controls, audio, mask, *carry)
-    step = jax.jit(lambda p, x, t, c: guided_x0(p, config, x, t, c, dict(scales)))
-    step_flops = compiled_flops(step.lower(params["denoiser"], jnp.zeros((1, w, config.motion_dim)),
-                                           jnp.zeros((1,), jnp.int32), cond))
-    window_flops = compiled_flops(compiled)
-    if window_flops < 0.9 * steps * step_flops:  # the loop counted once (an XLA that counts trips needs nothing)
-        window_flops += (steps - 1) * step_flops
+    window_flops, step_flops = sampled_window_flops(compiled, params, config, controls, scales, steps,
+                                                    (audio, mask, carry))
     out["gflops_per_step"] = step_flops / 1e9
     out["gflops_per_frame"] = window_flops / w / 1e9
     out.update(_achieved(window_flops, out["seconds"], peak))
@@ -432,7 +443,7 @@ def bench_stream(pipeline, seconds: float, steps: int) -> dict:
 def hop_flops(pipeline, steps: int, hop: int) -> float:
     """FLOPs of one online hop: the window sampled at `steps` (the loop body counted `steps` times) plus `hop`
     decoded frames."""
-    from vasa_jax.motion.sampling import _initial_carry, _online_hop, _options, guided_x0, window_conditions
+    from vasa_jax.motion.sampling import _initial_carry, _online_hop, _options
     from vasa_jax.pipeline.pipeline import _render
 
     config = pipeline.motion_config
@@ -442,13 +453,8 @@ def hop_flops(pipeline, steps: int, hop: int) -> float:
     audio, mask, carry = jnp.zeros((w, config.audio_dim)), jnp.ones((w,), bool), _initial_carry(config)
     lowered = _online_hop.lower(params, options.controls, carry, audio, mask, 0, jax.random.key(0), config=config,
                                 steps=steps, sampler=sampler, scales=scales, hop=hop)
-    cond = window_conditions(params["stats"], config, options.controls, audio, mask, *carry)
-    step = jax.jit(lambda p, x, t, c: guided_x0(p, config, x, t, c, dict(scales)))
-    step_flops = compiled_flops(step.lower(params["denoiser"], jnp.zeros((1, w, config.motion_dim)),
-                                           jnp.zeros((1,), jnp.int32), cond))
-    window_flops = compiled_flops(lowered)
-    if window_flops < 0.9 * steps * step_flops:  # the loop counted once
-        window_flops += (steps - 1) * step_flops
+    window_flops, _ = sampled_window_flops(lowered, params, config, options.controls, scales, steps,
+                                           (audio, mask, carry))
     face, face_params = pipeline.face, pipeline.face_params
     image = jnp.zeros((1, face.image_size, face.image_size, 3), jnp.float32)
     latents = jax.eval_shape(face.encode_source, face_params, image)

@@ -17,8 +17,7 @@ import numpy as np
 from vasa_jax.errors import ConfigError
 from vasa_jax.motion.config import CONDITIONS, SAMPLERS, MotionConfig
 from vasa_jax.motion.generator import DEFAULT
-from vasa_jax.motion.sampling import (ONLINE_HOP, ONLINE_LOOKAHEAD, Controls, MotionStream, OnlineMotionStream,
-                                      check_online)
+from vasa_jax.motion.sampling import Controls, MotionStream, OnlineMotionStream, online_settings
 
 NAME = "vasa-dit"
 AVERAGE = "average"  # the distance control's name for the training data's mean
@@ -100,13 +99,10 @@ class DiTGenerator:
         return self.config.online_sample_steps
 
     def online(self, hop: int | None = None, lookahead: int | None = None) -> tuple[int, int]:
-        hop = ONLINE_HOP if hop is None else hop
-        lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
         try:
-            check_online(self.config, hop, lookahead)
+            return online_settings(self.config, hop, lookahead)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        return int(hop), int(lookahead)
 
     def start(self, options: DiTOptions, key, *, online: tuple[int, int] | None = None) -> "DiTRun":
         return DiTRun(self, options, key, online)

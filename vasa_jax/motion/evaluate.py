@@ -46,7 +46,7 @@ import numpy as np
 from vasa_jax.data.motion_data import MotionCache, build_cache
 from vasa_jax.eval.signals import correlation, delta_p
 from vasa_jax.motion.config import MotionConfig
-from vasa_jax.motion.sampling import Controls, check_online, sample_online, sample_windows
+from vasa_jax.motion.sampling import Controls, online_settings, sample_online, sample_windows
 
 GAZE_SWEEP = (15.0, 10.0)  # random gaze targets: |theta| <= 15, |phi| <= 10 degrees
 TARGETS = {"mouth_correlation": 0.7, "delta_p_ratio_tolerance": 0.3, "gaze_error_degrees": 5.0}
@@ -252,12 +252,8 @@ def main(argv=None) -> int:
     cfg = {name: float(value) for name, value in (item.split("=") for item in args.cfg.split(",") if item)}
     online = None
     if args.online:
-        from vasa_jax.motion.sampling import ONLINE_HOP, ONLINE_LOOKAHEAD
-
-        online = (ONLINE_HOP if args.hop is None else args.hop,
-                  ONLINE_LOOKAHEAD if args.lookahead is None else args.lookahead)
         try:
-            check_online(motion, *online)
+            online = online_settings(motion, args.hop, args.lookahead)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

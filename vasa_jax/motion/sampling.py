@@ -291,9 +291,7 @@ def sample_online(params, audio_features, controls: Controls | None, key, *, con
     hops. audio_features [T, audio_dim] -> motion [T, motion_dim]; works under jax.vmap like sample_windows."""
     controls = Controls() if controls is None else controls
     steps, sampler, scales = _options(config, controls, steps, sampler, cfg)
-    hop = ONLINE_HOP if hop is None else hop
-    lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
-    check_online(config, hop, lookahead)
+    hop, lookahead = online_settings(config, hop, lookahead)
     audio_features = jnp.asarray(audio_features, jnp.float32)
     _check_features(audio_features, config)
     t = audio_features.shape[0]
@@ -423,9 +421,7 @@ class OnlineMotionStream(_FeatureStream):
     def __init__(self, params, controls: Controls | None, key, *, hop: int | None = None,
                  lookahead: int | None = None, **options):
         super().__init__(params, controls, key, **options)
-        self.hop = ONLINE_HOP if hop is None else hop
-        self.lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
-        check_online(self.config, self.hop, self.lookahead)
+        self.hop, self.lookahead = online_settings(self.config, hop, lookahead)
 
     @property
     def known(self) -> int:
@@ -456,11 +452,15 @@ class OnlineMotionStream(_FeatureStream):
         return out
 
 
-def check_online(config: MotionConfig, hop: int, lookahead: int) -> None:
-    """ValueError unless 1 <= hop and hop + lookahead <= the window (lookahead >= 0)."""
+def online_settings(config: MotionConfig, hop: int | None = None, lookahead: int | None = None) -> tuple[int, int]:
+    """(hop, lookahead) with None taking ONLINE_HOP / ONLINE_LOOKAHEAD; ValueError unless 1 <= hop, lookahead >= 0
+    and hop + lookahead <= the window."""
+    hop = ONLINE_HOP if hop is None else hop
+    lookahead = ONLINE_LOOKAHEAD if lookahead is None else lookahead
     for name, value in (("hop", hop), ("lookahead", lookahead)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
             raise ValueError(f"{name} must be a whole number of frames; got {value!r}")
     if hop < 1 or lookahead < 0 or hop + lookahead > config.window:
         raise ValueError(f"online hop and lookahead must be hop >= 1, lookahead >= 0, hop + lookahead <= the window "
                          f"({config.window} frames); got hop {hop}, lookahead {lookahead}")
+    return int(hop), int(lookahead)

@@ -78,12 +78,14 @@ class LiveReport:
 
 class PacedAudio:
     """Chunks of a waveform handed over no earlier than the moment their last sample is spoken (from the first
-    chunk taken); records the time spent waiting for speech. iter() it once."""
+    chunk taken; paced=False: as fast as they are taken); records when the first was taken (start) and the time
+    spent waiting for speech. on_chunk(chunk) is called with each as it is handed over. iter() it once."""
 
-    def __init__(self, waveform: np.ndarray, chunk_seconds: float = CHUNK_SECONDS, *, on_chunk=None):
+    def __init__(self, waveform: np.ndarray, chunk_seconds: float = CHUNK_SECONDS, *, paced: bool = True,
+                 on_chunk=None):
         self.waveform = np.asarray(waveform, np.float32)
         self.step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
-        self.start, self.waited, self._on_chunk = None, 0.0, on_chunk
+        self.start, self.waited, self.paced, self._on_chunk = None, 0.0, paced, on_chunk
 
     def __iter__(self):
         self.start = time.perf_counter()
@@ -91,7 +93,7 @@ class PacedAudio:
         for a in range(0, n, self.step):
             b = min(a + self.step, n)
             wait = self.start + b / SAMPLE_RATE - time.perf_counter()
-            if wait > 0:
+            if self.paced and wait > 0:
                 time.sleep(wait)
                 self.waited += wait
             if self._on_chunk is not None:

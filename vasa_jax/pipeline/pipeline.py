@@ -71,6 +71,7 @@ from vasa_jax.io.weights import CheckpointError
 from vasa_jax.motion.config import MotionConfig
 from vasa_jax.motion.generator import DEFAULT
 from vasa_jax.pipeline.checkpoint import bundled_demo_dir, read_pipeline_checkpoint
+from vasa_jax.pipeline.live import PacedAudio
 from vasa_jax.pipeline.portrait import Portrait
 from vasa_jax.pipeline.pose import check_motion_path, load_pose_source, pose_indices, save_motion, video_motion
 from vasa_jax.provenance import ProvenanceMarker
@@ -546,7 +547,6 @@ class Pipeline:
             stream_chunk_seconds = 0.02  # a microphone's typical buffer
         marker = ProvenanceMarker(path, enabled=watermark)
         started = time.perf_counter()
-        first_chunk = []
         streaming = drive is None and stream_chunk_seconds is not None
         if drive is not None:
             generation = self._drive(image, drive, settings)
@@ -555,44 +555,26 @@ class Pipeline:
         else:
             waveform = self.load_audio(audio)
             total = num_frames(waveform.size)
-        paced = None
-        if streaming:
-            step = max(1, int(round(stream_chunk_seconds * SAMPLE_RATE)))
-
-            def chunks():
-                for i in range(0, waveform.size, step):
-                    if not first_chunk:
-                        first_chunk.append(time.perf_counter())
-                    writer.write_audio(waveform[i:i + step])
-                    yield waveform[i:i + step]
-
-            if live:
-                from vasa_jax.pipeline.live import PacedAudio
-
-                def on_chunk(chunk):
-                    if not first_chunk:
-                        first_chunk.append(time.perf_counter())
-                    writer.write_audio(chunk)
-
-                paced = PacedAudio(waveform, stream_chunk_seconds, on_chunk=on_chunk)
-            generation = self._stream(image, paced if live else chunks(), settings)
+        chunks = None
+        if streaming:  # the audio goes into the file as the stream takes it
+            chunks = PacedAudio(waveform, stream_chunk_seconds, paced=live, on_chunk=lambda c: writer.write_audio(c))
+            generation = self._stream(image, chunks, settings)
         elif drive is None:
             generation = self._start(image, waveform, settings)
-        latency, ready = None, []
+        ready = []
         with VideoWriter(path, fps=FPS, sample_rate=SAMPLE_RATE, metadata=provenance_metadata(),
                          finish=marker.finish) as writer, \
                 tqdm(total=total, unit="frame", desc="generating", disable=not progress, leave=False) as bar:
             if not streaming:
                 writer.write_audio(waveform)
             for frames in generation:
-                if latency is None and first_chunk:
-                    latency = time.perf_counter() - first_chunk[0]
                 ready.extend([time.perf_counter()] * len(frames))
                 writer.write(marker.frames(frames))
                 bar.update(len(frames))
+        latency = ready[0] - chunks.start if streaming and ready else None
         return WriteReport(path, writer.num_frames, time.perf_counter() - started, generation.motion,
                            generation.portrait, latency,
-                           None if paced is None else paced.report(ready, ready[-1] if ready else started))
+                           chunks.report(ready, ready[-1] if ready else started) if live and streaming else None)
 
 
 def load_pipeline(checkpoint=None, **options) -> Pipeline:
