@@ -6,7 +6,7 @@ import pytest
 
 from vasa_jax.data import toyworld
 from vasa_jax.data.face_pairs import FacePairSource
-from vasa_jax.face.evaluate import evaluate_face, heldout_examples
+from vasa_jax.face.evaluate import evaluate_face, heldout_examples, readout_correlation
 
 
 class CopySource:
@@ -59,6 +59,24 @@ def test_metrics_have_the_known_values(examples):
     shifted, _ = evaluate_face(CopySource(), 10.0, examples, batch_size=2)
     assert shifted["encoder_pose_error_deg"] == pytest.approx(np.abs(true_driver - 10).mean(), rel=1e-5)
     assert 0 < metrics["self_ssim"] <= 1
+    # The mouth PSNR is the PSNR over each driver's mouth region; motion that carries nothing reads out nothing.
+    size = source.shape[1]
+    centres = (np.arange(size) + 0.5) / size
+    regions = []
+    for b, (x0, y0, x1, y1) in enumerate(examples["driver_mouth"]):
+        rows, cols = (centres >= y0) & (centres <= y1), (centres >= x0) & (centres <= x1)
+        regions.append((source[b][rows][:, cols], driver[b][rows][:, cols]))
+    assert metrics["self_mouth_psnr"] == pytest.approx(psnr(*zip(*regions)), rel=1e-4)
+    assert metrics["mouth_readout_r"] == 0.0
+
+
+def test_the_mouth_readout_finds_a_linear_signal_and_not_noise():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(size=400)
+    noise = rng.normal(size=(400, 16))
+    carried = noise + np.outer(target, 4 * rng.normal(size=16))  # about 0.98 at best with this noise
+    assert readout_correlation(carried, target) > 0.95
+    assert abs(readout_correlation(noise, target)) < 0.2
 
 
 def test_too_few_examples_is_an_error(examples):

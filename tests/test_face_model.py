@@ -1,6 +1,7 @@
 """The stage-1 face model on the tiny config: shapes, the warps' geometry, gradients, dtypes, input checks."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -135,3 +136,13 @@ def test_bad_inputs_and_configs(face):
         dataclasses.replace(CONFIG, image_size=48)
     with pytest.raises(ValueError, match="unknown face config"):
         FaceConfig.from_config({"image_sise": 64})
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.py")))
+def test_every_shipped_config_builds_a_face_model_of_its_size(name):
+    config = load_config(Path(__file__).parents[1] / "configs" / name)
+    model = WarpingFaceModel(FaceConfig.from_config(config.face))
+    params = jax.eval_shape(model.init, jax.random.key(0))
+    image = jax.ShapeDtypeStruct((1, model.image_size, model.image_size, 3), jnp.float32)
+    out = jax.eval_shape(lambda p, x: model.decode(p, *model.analyze(p, x)), params, image)
+    assert out.shape == (1, config.face.image_size, config.face.image_size, 3)

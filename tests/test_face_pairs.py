@@ -49,6 +49,7 @@ def test_example_shapes_and_dtypes():
     for key in ("source_pose", "driver_pose", "other_pose"):
         assert ex[key].shape == (6,) and ex[key].dtype == np.float32
     assert ex["has_pose"].dtype == np.bool_ and bool(ex["has_pose"])
+    assert ex["driver_mouth"].shape == (4,) and ex["driver_mouth"].dtype == np.float32 and bool(ex["has_mouth"])
     assert ex["identity"].dtype == np.int32 and ex["other_identity"].dtype == np.int32
 
 
@@ -188,3 +189,20 @@ def test_data_source_checks():
     with pytest.raises(ValueError, match="fewer than one batch"):
         face_pair_batches(data_cfg(), image_size=SIZE, batch_size=8, split="heldout", shard_index=0, shard_count=1,
                           num_examples=5)
+
+
+def test_the_mouth_region_holds_the_lips_and_little_else():
+    from vasa_jax.data.face_pairs import mouth_box
+
+    src = FacePairSource(SIZE, clip_seconds=SECONDS)
+    for index in range(4):
+        plan = src.plan(index)
+        _, truth = toyworld.perform(plan.clip, identity=plan.identity, seconds=SECONDS, audio=False)
+        state = {key: np.asarray(truth[key])[[plan.driver_frame]] for key in toyworld.STATE_KEYS}
+        lips = (toyworld.landmarks(toyworld.sample_identity(plan.identity), state)[0, 3:7] + 1) / 2
+        x0, y0, x1, y1 = src[index]["driver_mouth"]
+        assert (lips[:, 0] > x0).all() and (lips[:, 0] < x1).all() and (lips[:, 1] > y0).all() and (lips[:, 1] < y1).all()
+        assert (x1 - x0) * (y1 - y0) < 0.1  # a tenth of the image at most: the mouth, not the face
+    # Square, centred on the points, the larger extent times MOUTH_BOX_SCALE, clipped to the image.
+    np.testing.assert_allclose(mouth_box(np.array([[0.4, 0.6], [0.6, 0.7]])), [0.36, 0.51, 0.64, 0.79], atol=1e-6)
+    np.testing.assert_allclose(mouth_box(np.array([[0.9, 0.9], [1.0, 1.0]]))[2:], [1.0, 1.0])

@@ -233,6 +233,11 @@ def test_one_stage1_training_step_on_shards(straight):
     size = config.face.image_size
     assert batch["source"].shape == (2, size, size, 3) and batch["source"].dtype == np.uint8
     assert not batch["has_pose"].any() and not batch["source_pose"].any()
+    # The mouth region comes from the driver frame's dlib landmarks (outer lips), in fractions of the image.
+    assert batch["has_mouth"].all()
+    x0, y0, x1, y1 = batch["driver_mouth"].T
+    assert ((0 <= x0) & (x0 < x1) & (x1 <= 1) & (0 <= y0) & (y0 < y1) & (y1 <= 1)).all()
+    assert ((y0 + y1) / 2 > 0.5).all()  # the mouth sits in the lower half of the project's crop
     assert (batch["identity"] != batch["other_identity"]).all()
     train_ids = {straight[1]["identities"].index(n) for n in straight[1]["splits"]["train"]["identities"]}
     assert set(batch["identity"].tolist()) | set(batch["other_identity"].tolist()) <= train_ids

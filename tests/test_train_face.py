@@ -9,6 +9,7 @@ import pytest
 
 from vasa_jax.config import load_config
 from vasa_jax.data.face_pairs import FacePairSource
+from vasa_jax.errors import ConfigError
 from vasa_jax.train.face import FaceTrainer, load_face_checkpoint, train_face
 from vasa_jax.train.parallel import compile_step, make_mesh, replicate, shard_batch
 
@@ -38,6 +39,27 @@ def test_pairwise_loss_is_zero_when_both_frames_are_the_same(trainer, state, bat
     assert float(terms["pairwise_transfer"]) == 0.0
     _, (terms, _) = jax.jit(trainer.generator_loss)(state.params, state.extra["disc_params"], batch)
     assert float(terms["pairwise_transfer"]) > 0.0
+
+
+def test_mouth_loss_is_the_l1_over_the_mouth_region_where_the_data_has_one(trainer, state, batch):
+    loss = jax.jit(trainer.generator_loss)
+    _, (terms, out) = loss(state.params, state.extra["disc_params"], batch)
+    recon, driver = np.asarray(out["recon"]), np.asarray(out["driver"])
+    size = recon.shape[1]
+    expected = []
+    for b, (x0, y0, x1, y1) in enumerate(batch["driver_mouth"]):
+        centres = (np.arange(size) + 0.5) / size
+        rows = (centres >= y0) & (centres <= y1)
+        cols = (centres >= x0) & (centres <= x1)
+        assert 0 < rows.sum() < size and 0 < cols.sum() < size  # a region, not the whole image
+        expected.append(np.abs(recon[b] - driver[b])[rows][:, cols].mean())
+    np.testing.assert_allclose(float(terms["mouth"]), np.mean(expected), rtol=1e-5)
+    # Without lip landmarks (real video where dlib found no face) the term is skipped.
+    _, (none, _) = loss(state.params, state.extra["disc_params"], dict(batch, has_mouth=np.zeros(2, bool)))
+    assert float(none["mouth"]) == 0.0
+    one = dict(batch, has_mouth=np.array([True, False]))
+    _, (first, _) = loss(state.params, state.extra["disc_params"], one)
+    np.testing.assert_allclose(float(first["mouth"]), expected[0], rtol=1e-5)
 
 
 def test_every_module_gets_finite_nonzero_gradients(trainer, state, batch):
@@ -101,3 +123,18 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     _, _, live = load_face_checkpoint(str(tmp_path / "resumed"), ema=False)
     assert face.image_size == CONFIG.face.image_size
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(live)))
+
+    # Fine-tuning starts from a trained run's EMA weights (its discriminator and optimiser start fresh) ...
+    tuned = config(3)
+    tuned.face_train.init_from = str(tmp_path / "resumed")
+    start = jax.jit(FaceTrainer(tuned).init_state)(jax.random.key(1))
+    for a, b in zip(jax.tree.leaves(start.params), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
+    # ... and refuses weights of another architecture or a folder without any.
+    wider = config(3)
+    wider.face_train.init_from, wider.face.id_dim = tuned.face_train.init_from, CONFIG.face.id_dim * 2
+    with pytest.raises(ConfigError, match="differs from this config"):
+        FaceTrainer(wider)
+    tuned.face_train.init_from = str(tmp_path)
+    with pytest.raises(ConfigError, match="neither a stage-1 workdir"):
+        FaceTrainer(tuned)

@@ -52,7 +52,9 @@ def default_config() -> ml_collections.ConfigDict:
     loss.pairwise_transfer = 5.0  # VASA: pose_i + dyn_j rendered from frame i and from frame j agree
     loss.identity = 4.0  # cross-identity transfer keeps the source's identity features (needs identity_net)
     loss.pose = 1.0  # z_pose against pose labels where the data has them
+    loss.mouth = 0.0  # L1 over the mouth region where the data has lip landmarks (configs/toy.py: measured)
     config.face_train.loss = loss
+    config.face_train.init_from = ""  # fine-tune: a stage-1 workdir or a pipeline checkpoint to start from
     config.face_train.vgg19_weights = ""  # converted torchvision VGG19 weights (.pth / .safetensors); "" = none
     config.face_train.identity_net = ""  # a frozen identity network's weights; "" = none (identity loss off)
     config.face_train.discriminator_scales = 3

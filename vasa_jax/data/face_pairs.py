@@ -19,6 +19,7 @@ import time
 
 import grain
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags
 from PIL import Image
@@ -38,9 +39,33 @@ _MAX_CLIP_SEED = 2**31 - 1
 
 # One example: images uint8 [S, S, 3]; poses float32 [6] in toyworld.POSE_KEYS order (yaw, pitch, roll in
 # degrees, tx, ty, scale); has_pose bool (False where the data has no pose labels: the pose loss skips it);
-# identity, other_identity int32. A batch adds a leading axis [B, ...] to every entry.
-EXAMPLE_KEYS = ("source", "driver", "other", "source_pose", "driver_pose", "other_pose", "has_pose", "identity",
-                "other_identity")
+# driver_mouth float32 [4]: the driver's mouth region (x0, y0, x1, y1) as fractions of the image, has_mouth bool
+# (False where the data has no landmarks: the mouth loss skips it); identity, other_identity int32. A batch adds a
+# leading axis [B, ...] to every entry.
+EXAMPLE_KEYS = ("source", "driver", "other", "source_pose", "driver_pose", "other_pose", "has_pose", "driver_mouth",
+                "has_mouth", "identity", "other_identity")
+MOUTH_BOX_SCALE = 1.4  # the mouth region's side over the lips' larger extent: lips, teeth and the chin's top
+_TOY_LIP_POINTS = ("mouth_l", "mouth_r", "upper_lip", "lower_lip")
+_DLIB_OUTER_LIPS = slice(48, 60)  # iBUG 68-point order
+
+
+def mouth_box(lip_points: np.ndarray) -> np.ndarray:
+    """The square mouth region float32 [4] (x0, y0, x1, y1), fractions of the image, around lip points [K, 2]
+    given as fractions too (LivePortrait's lip-region loss term: the mouth is a few pixels of a small face, so a
+    loss over the whole image barely sees it)."""
+    lo, hi = lip_points.min(axis=0), lip_points.max(axis=0)
+    centre, half = (lo + hi) / 2, MOUTH_BOX_SCALE * float((hi - lo).max()) / 2
+    return np.clip(np.concatenate([centre - half, centre + half]), 0.0, 1.0).astype(np.float32)
+
+
+def mouth_mask(boxes, size: int):
+    """float32 [B, size, size, 1]: 1 inside each mouth region boxes [B, 4] (see mouth_box), 0 outside (jnp,
+    traceable; the stage-1 mouth loss and the stage-1 evaluation's mouth PSNR)."""
+    centres = (jnp.arange(size) + 0.5) / size
+    boxes = jnp.asarray(boxes, jnp.float32)
+    inside_x = (centres >= boxes[:, 0:1]) & (centres <= boxes[:, 2:3])  # [B, S]
+    inside_y = (centres >= boxes[:, 1:2]) & (centres <= boxes[:, 3:4])
+    return (inside_y[:, :, None] & inside_x[:, None, :]).astype(jnp.float32)[..., None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,22 +152,24 @@ class FacePairSource:
 
     def __getitem__(self, index: int) -> dict:
         p = self.plan(index)
-        frames, poses = self._render(p.identity, p.clip, [p.source_frame, p.driver_frame])
-        other, other_pose = self._render(p.other_identity, p.other_clip, [p.other_frame])
+        frames, poses, lips = self._render(p.identity, p.clip, [p.source_frame, p.driver_frame])
+        other, other_pose, _ = self._render(p.other_identity, p.other_clip, [p.other_frame])
         return {
             "source": frames[0], "driver": frames[1], "other": other[0],
             "source_pose": poses[0], "driver_pose": poses[1], "other_pose": other_pose[0],
-            "has_pose": np.bool_(True),
+            "has_pose": np.bool_(True), "driver_mouth": mouth_box(lips[1]), "has_mouth": np.bool_(True),
             "identity": np.int32(p.identity), "other_identity": np.int32(p.other_identity),
         }
 
-    def _render(self, identity: int, clip: int, frames: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Frames uint8 [F, S, S, 3] and their poses float32 [F, 6] of one clip's performance."""
+    def _render(self, identity: int, clip: int, frames: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frames uint8 [F, S, S, 3], their poses float32 [F, 6] and lip points [F, 4, 2] (fractions of the image)
+        of one clip's performance."""
         _, truth = toyworld.perform(clip, identity=identity, seconds=self.clip_seconds, audio=False)
         state = {key: np.asarray(truth[key])[frames] for key in toyworld.STATE_KEYS}
-        images = toyworld.render(toyworld.sample_identity(identity), state, self.image_size,
-                                 supersample=self.supersample)
-        return images, toyworld.pose_vectors(state)
+        person = toyworld.sample_identity(identity)
+        images = toyworld.render(person, state, self.image_size, supersample=self.supersample)
+        lips = toyworld.landmarks(person, state)[:, [toyworld.LANDMARKS.index(name) for name in _TOY_LIP_POINTS]]
+        return images, toyworld.pose_vectors(state), (lips + 1.0) / 2.0  # image coordinates [-1, 1] -> fractions
 
 
 class ShardPairSource:
@@ -215,13 +242,17 @@ class ShardPairSource:
 
     def __getitem__(self, index: int) -> dict:
         p = self.plan(index)
-        pair = read_clip(self.clips.record(p.clip), frames=[p.source_frame, p.driver_frame])["frames"]
+        clip = read_clip(self.clips.record(p.clip), frames=[p.source_frame, p.driver_frame])
+        pair = clip["frames"]
         other = read_clip(self.clips.record(p.other_clip), frames=[p.other_frame])["frames"]
         zero = np.zeros(len(toyworld.POSE_KEYS), np.float32)
+        lips = np.asarray(clip["landmarks"][p.driver_frame], np.float32)[_DLIB_OUTER_LIPS] / pair.shape[1]
+        found = bool(np.isfinite(lips).all())  # landmarks exist for every frame (tracked between detections)
         return {
             "source": self._resize(pair[0]), "driver": self._resize(pair[1]), "other": self._resize(other[0]),
             "source_pose": zero, "driver_pose": zero, "other_pose": zero,
             "has_pose": np.bool_(False),
+            "driver_mouth": mouth_box(lips) if found else np.zeros(4, np.float32), "has_mouth": np.bool_(found),
             "identity": np.int32(p.identity), "other_identity": np.int32(p.other_identity),
         }
 

@@ -8,6 +8,9 @@ Per example: a source frame i and a driver frame j of one clip, and a frame x of
     cross-identity    decode(V_app_i, z_id_i, motion_x): must look real (adversarial) and keep i's identity
                       (a frozen identity network's cosine similarity, when one is supplied)
     pose              z_pose against pose labels where the data has them (toy-world ground truth)
+    mouth             L1 of the reconstruction over the driver's mouth region where the data has lip landmarks
+                      (LivePortrait's lip-region term: at a small resolution the mouth is a few pixels, which a
+                      whole-image loss barely sees, and lip sync is what stage 2 needs the motion to carry)
     adversarial       multi-scale patch discriminator, hinge loss, plus feature matching on the reconstruction
 """
 
@@ -25,7 +28,7 @@ from vasa_jax.face.discriminator import (MultiScaleDiscriminator, feature_matchi
                                          hinge_generator_loss)
 from vasa_jax.face.perceptual import make_perceptual_loss
 from vasa_jax.pose import POSE_SCALE
-from vasa_jax.data.face_pairs import face_pair_batches
+from vasa_jax.data.face_pairs import face_pair_batches, mouth_mask
 from vasa_jax.errors import ConfigError
 from vasa_jax.train.checkpoint import Checkpointer
 from vasa_jax.train.logging import image_grid
@@ -61,10 +64,25 @@ class FaceTrainer:
         self.optimizer = make_optimizer(train)
         self.disc_optimizer = make_optimizer(train)
         self.generate_jit = jax.jit(self.generate)
+        # Read now, on the host: init_state runs under jit, where a workdir's Orbax restore cannot.
+        self.initial_params = self._initial_params(train.get("init_from", ""))
+
+    def _initial_params(self, folder: str):
+        """Face weights to start from (fine-tuning): a stage-1 workdir's latest EMA params or a pipeline
+        checkpoint's face; None: a fresh init. The discriminator and optimiser start fresh either way."""
+        if not folder:
+            return None
+        from vasa_jax.data.motion_data import load_face_folder
+
+        face, params = load_face_folder(folder)
+        if face != self.face:
+            raise ConfigError(f"face_train.init_from={folder}: its face model ({face}) differs from this config's "
+                              f"({self.face}); start from weights of the same architecture")
+        return jax.tree.map(jnp.asarray, params)
 
     def init_state(self, key) -> TrainState:
         k_face, k_disc = jax.random.split(key)
-        params = self.face.init(k_face)
+        params = self.face.init(k_face) if self.initial_params is None else self.initial_params
         size = self.face.image_size
         disc_params = jax.jit(self.discriminator.init)(k_disc, jnp.zeros((1, size, size, 3)))["params"]
         return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
@@ -99,6 +117,13 @@ class FaceTrainer:
             err = err + (diff.mean(axis=1) * has).sum() / jnp.maximum(has.sum(), 1.0)
         return err / 3
 
+    def _mouth_loss(self, out, batch):
+        mask = mouth_mask(batch["driver_mouth"], out["recon"].shape[1])
+        err = (jnp.abs(out["recon"] - out["driver"]) * mask).sum((1, 2, 3))
+        err = err / jnp.maximum(mask.sum((1, 2, 3)) * out["recon"].shape[-1], 1.0)
+        has = jnp.asarray(batch["has_mouth"], jnp.float32)
+        return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
+
     def generator_loss(self, params, disc_params, batch):
         out = self.generate(params, batch)
         w = self.weights
@@ -107,6 +132,7 @@ class FaceTrainer:
             "perceptual": self.perceptual(out["recon"], out["driver"]),
             "pairwise_transfer": jnp.abs(out["from_i"] - out["from_j"]).mean(),
             "pose": self._pose_loss(out, batch),
+            "mouth": self._mouth_loss(out, batch),
         }
         real = self.discriminator.apply({"params": disc_params}, out["driver"])
         fake = self.discriminator.apply({"params": disc_params}, jnp.concatenate([out["recon"], out["transfer"]]))
@@ -116,7 +142,7 @@ class FaceTrainer:
         if self.identity_net is not None:
             from vasa_jax.face.identity import identity_similarity_loss
             terms["identity"] = identity_similarity_loss(self.identity_net, out["source"], out["transfer"])
-        total = sum(w[name] * value for name, value in terms.items())
+        total = sum(w.get(name, 0.0) * value for name, value in terms.items())
         return total, (terms, out)
 
     def discriminator_loss(self, disc_params, out):
@@ -176,6 +202,8 @@ def load_face_checkpoint(workdir: str, *, ema: bool = True, step: int | None = N
 
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    if "init_from" in config.face_train:
+        config.face_train.init_from = ""  # the run's own weights are loaded; where it started from is not needed
     trainer = FaceTrainer(config)
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
