@@ -20,9 +20,14 @@ import numpy as np
 
 
 def evaluate(video: Path, audio: Path, face: str) -> dict:
+    """Lip-sync correlation and Delta-P of a video; None for each where dlib finds no face in it."""
     out = video.with_suffix(".metrics.json")
-    subprocess.run([sys.executable, "-m", "vasa_jax.eval", "--video", str(video), "--audio", str(audio),
-                    "--face-workdir", face, "--json", str(out)], check=True, stdout=subprocess.DEVNULL)
+    run = subprocess.run([sys.executable, "-m", "vasa_jax.eval", "--video", str(video), "--audio", str(audio),
+                          "--face-workdir", face, "--json", str(out)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    if run.returncode != 0:
+        print(f"{video}: {run.stderr.strip().splitlines()[-1]}", file=sys.stderr)
+        return {"sync": None, "delta_p": None}
     metrics = json.loads(out.read_text())
     return {"sync": metrics["sync"]["sync_correlation"] if "sync" in metrics else None,
             "delta_p": metrics["pose"]["delta_p"] if "pose" in metrics else None}
@@ -63,8 +68,11 @@ def main() -> int:
             row[mode] = evaluate(video, speech, args.checkpoint)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    means = {kind: {key: float(np.mean([r[kind][key] for r in rows if r[kind][key] is not None]))
-                    for key in ("sync", "delta_p")} for kind in ("real", *modes)}
+    def mean(kind, key):
+        values = [r[kind][key] for r in rows if r[kind][key] is not None]
+        return float(np.mean(values)) if values else None
+
+    means = {kind: {key: mean(kind, key) for key in ("sync", "delta_p")} for kind in ("real", *modes)}
     print(json.dumps({"checkpoint": args.checkpoint, "clips": len(rows), "means": means}, indent=2))
     return 0
 
