@@ -7,7 +7,8 @@ Cost against configs/toy.py, measured on this project's 2-core CPU: a training s
 counts 139 GFLOP against 65), so 2000 steps take about an hour and a half; decoding stays cheap (0.55 GFLOP a
 frame against 0.38: the volume stays 16^3 and one more 2x upsampling block renders the larger image), and the
 online mode keeps real time with a face model of this size (vasa_jax.bench.bench_realtime, a 40-step toy128
-face with the demo's motion model, 30 s of live speech: first frame 0.20 s, p50 0.15 s, p95 0.20 s, 57.6 frames/s of compute).
+face with the demo's motion model, 30 s of live speech: first frame 0.20 s, p50 0.15 s, p95 0.20 s, 57.6
+frames/s of compute).
 """
 
 from pathlib import Path
