@@ -201,7 +201,7 @@ def test_the_mouth_region_holds_the_lips_and_little_else():
         state = {key: np.asarray(truth[key])[[plan.driver_frame]] for key in toyworld.STATE_KEYS}
         lips = (toyworld.landmarks(toyworld.sample_identity(plan.identity), state)[0, 3:7] + 1) / 2
         x0, y0, x1, y1 = src[index]["driver_mouth"]
-        assert (lips[:, 0] > x0).all() and (lips[:, 0] < x1).all() and (lips[:, 1] > y0).all() and (lips[:, 1] < y1).all()
+        assert ((lips[:, 0] > x0) & (lips[:, 0] < x1)).all() and ((lips[:, 1] > y0) & (lips[:, 1] < y1)).all()
         assert (x1 - x0) * (y1 - y0) < 0.1  # a tenth of the image at most: the mouth, not the face
     # Square, centred on the points, the larger extent times MOUTH_BOX_SCALE, clipped to the image.
     np.testing.assert_allclose(mouth_box(np.array([[0.4, 0.6], [0.6, 0.7]])), [0.36, 0.51, 0.64, 0.79], atol=1e-6)
