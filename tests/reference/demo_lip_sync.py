@@ -49,7 +49,6 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipeline = load_pipeline(args.checkpoint)
-    modes = {"driven": {}, "offline": {}, "online": {"online": True}}
     rows = []
     for n in range(args.clips):
         clip = toyworld.make_clip(100 + n, identity=toyworld.HELDOUT_IDENTITIES[n], seconds=args.seconds, size=128)
@@ -59,7 +58,7 @@ def main() -> int:
         portrait = out / f"portrait_{n}.png"
         save_image(portrait, clip.frames[0])
         row = {"clip": n, "real": evaluate(real, speech, args.checkpoint)}
-        modes["driven"] = {"drive": str(real)}
+        modes = {"driven": {"drive": str(real)}, "offline": {}, "online": {"online": True}}
         for mode, options in modes.items():
             video = out / f"{mode}_{n}.mp4"
             # crop=False: the toy frame is already the face model's framing (dlib misses some 128-px toy faces).
@@ -68,11 +67,12 @@ def main() -> int:
             row[mode] = evaluate(video, speech, args.checkpoint)
         print(json.dumps(row), flush=True)
         rows.append(row)
+
     def mean(kind, key):
         values = [r[kind][key] for r in rows if r[kind][key] is not None]
         return float(np.mean(values)) if values else None
 
-    means = {kind: {key: mean(kind, key) for key in ("sync", "delta_p")} for kind in ("real", *modes)}
+    means = {kind: {key: mean(kind, key) for key in ("sync", "delta_p")} for kind in rows[0] if kind != "clip"}
     print(json.dumps({"checkpoint": args.checkpoint, "clips": len(rows), "means": means}, indent=2))
     return 0
 

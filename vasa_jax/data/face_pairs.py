@@ -58,14 +58,17 @@ def mouth_box(lip_points: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate([centre - half, centre + half]), 0.0, 1.0).astype(np.float32)
 
 
-def mouth_mask(boxes, size: int):
-    """float32 [B, size, size, 1]: 1 inside each mouth region boxes [B, 4] (see mouth_box), 0 outside (jnp,
-    traceable; the stage-1 mouth loss and the stage-1 evaluation's mouth PSNR)."""
+def mouth_mean(values, boxes):
+    """Per-image mean [B] of per-pixel values [B, S, S, C] over each mouth region boxes [B, 4] (see mouth_box);
+    jnp, traceable: the stage-1 mouth loss (of |error|) and the stage-1 evaluation's mouth PSNR (of error^2)."""
+    size = values.shape[1]
     centres = (jnp.arange(size) + 0.5) / size
     boxes = jnp.asarray(boxes, jnp.float32)
     inside_x = (centres >= boxes[:, 0:1]) & (centres <= boxes[:, 2:3])  # [B, S]
     inside_y = (centres >= boxes[:, 1:2]) & (centres <= boxes[:, 3:4])
-    return (inside_y[:, :, None] & inside_x[:, None, :]).astype(jnp.float32)[..., None]
+    mask = (inside_y[:, :, None] & inside_x[:, None, :]).astype(jnp.float32)[..., None]
+    total = (values * mask).sum((1, 2, 3))
+    return total / jnp.maximum(mask.sum((1, 2, 3)) * values.shape[-1], 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.data import toyworld
-from vasa_jax.data.face_pairs import FacePairSource, mouth_mask
+from vasa_jax.data.face_pairs import FacePairSource, mouth_mean
 from vasa_jax.eval.signals import ANGLES
 from vasa_jax.face import POSE_DIM
 from vasa_jax.face.model import FaceModel
@@ -54,9 +54,7 @@ def _psnr(a, b):
 
 
 def _mouth_psnr(a, b, boxes):
-    mask = np.asarray(mouth_mask(boxes, a.shape[1]))
-    mse = ((a - b) ** 2 * mask).sum(axis=(1, 2, 3)) / np.maximum(mask.sum(axis=(1, 2, 3)) * a.shape[-1], 1)
-    return -10 * np.log10(np.maximum(mse, 1e-10))
+    return -10 * np.log10(np.maximum(np.asarray(mouth_mean((a - b) ** 2, boxes)), 1e-10))
 
 
 def readout_correlation(features: np.ndarray, target: np.ndarray, ridge: float = 1e-2) -> float:
@@ -123,7 +121,8 @@ def evaluate_face(face: FaceModel, params, examples: dict, batch_size: int = 16)
 
 
 def _load(folder: str, *, live: bool):
-    """(face model, params, clip seconds) of a stage-1 workdir or of a pipeline checkpoint's warping face."""
+    """(face model, params, clip seconds) of a stage-1 workdir or of a pipeline checkpoint's warping face
+    (the clip length face pairs are drawn from: the run's own, else the data default)."""
     import os
 
     from vasa_jax.errors import ConfigError
@@ -133,17 +132,17 @@ def _load(folder: str, *, live: bool):
     if os.path.isfile(os.path.join(folder, "config.json")):
         config, face, params = load_face_checkpoint(folder, ema=not live)
         return face, params, config.data.clip_seconds
-    from vasa_jax.pipeline.checkpoint import holds_weights, load_face_weights
+    from vasa_jax.data.motion_data import load_face_folder
 
-    if not holds_weights(folder):
-        raise ConfigError(f"{folder}: neither a stage-1 workdir (no config.json) nor a pipeline checkpoint")
     if live:
-        raise ConfigError(f"{folder}: a pipeline checkpoint holds one set of weights; --live needs a workdir")
-    face, params = load_face_weights(folder)
+        raise ConfigError(f"{folder}: --live needs a stage-1 workdir (a checkpoint holds one set of weights)")
+    face, params = load_face_folder(folder)
     if not isinstance(face, WarpingFaceModel):
         raise ConfigError(f"{folder}: holds a {type(face).__name__}; this evaluation is of the warping face model "
                           "on the toy world")
-    return face, params, 4.0
+    from vasa_jax.config import default_config
+
+    return face, params, default_config().data.clip_seconds
 
 
 def main(argv=None) -> int:

@@ -28,7 +28,7 @@ from vasa_jax.face.discriminator import (MultiScaleDiscriminator, feature_matchi
                                          hinge_generator_loss)
 from vasa_jax.face.perceptual import make_perceptual_loss
 from vasa_jax.pose import POSE_SCALE
-from vasa_jax.data.face_pairs import face_pair_batches, mouth_mask
+from vasa_jax.data.face_pairs import face_pair_batches, mouth_mean
 from vasa_jax.errors import ConfigError
 from vasa_jax.train.checkpoint import Checkpointer
 from vasa_jax.train.logging import image_grid
@@ -118,9 +118,7 @@ class FaceTrainer:
         return err / 3
 
     def _mouth_loss(self, out, batch):
-        mask = mouth_mask(batch["driver_mouth"], out["recon"].shape[1])
-        err = (jnp.abs(out["recon"] - out["driver"]) * mask).sum((1, 2, 3))
-        err = err / jnp.maximum(mask.sum((1, 2, 3)) * out["recon"].shape[-1], 1.0)
+        err = mouth_mean(jnp.abs(out["recon"] - out["driver"]), batch["driver_mouth"])
         has = jnp.asarray(batch["has_mouth"], jnp.float32)
         return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
 
@@ -142,7 +140,7 @@ class FaceTrainer:
         if self.identity_net is not None:
             from vasa_jax.face.identity import identity_similarity_loss
             terms["identity"] = identity_similarity_loss(self.identity_net, out["source"], out["transfer"])
-        total = sum(w.get(name, 0.0) * value for name, value in terms.items())
+        total = sum(w[name] * value for name, value in terms.items())
         return total, (terms, out)
 
     def discriminator_loss(self, disc_params, out):
