@@ -22,4 +22,13 @@ def get_config():
     face.image_size = 128
     face.appearance_widths = (32, 48, 64)  # one more 2x step from the volume's 16 to 128
     face.decoder_up_widths = (32, 16, 16)
+    # The identity and motion encoders read 64 px, as configs/toy.py's do: with them frozen from a toy.py model
+    # (init_from, init_partial), the motion space stays that model's, and a stage-2 model trained on it drives
+    # this renderer unchanged.
+    face.encoder_size = 64
+    train = config.face_train
+    train.init_partial = True
+    train.freeze = ("identity", "motion")
+    # A fine-tune: the warps and the decoder's trunk start trained.
+    train.steps, train.learning_rate, train.warmup_steps = 700, 5e-4, 50
     return config

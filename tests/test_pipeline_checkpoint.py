@@ -174,3 +174,41 @@ def test_a_pipeline_checkpoints_face_can_drive_stage_two(checkpoint, tmp_path):
     config = load_config("configs/tiny.py")
     config.motion_data.source, config.motion_data.face_workdir = "face_model", str(checkpoint)
     assert Source(config, "train").face_step == PUBLIC_FACE_STEP
+
+
+def test_a_new_renderer_takes_over_a_pipelines_motion_model(checkpoint, tmp_path, capsys):
+    """export --motion-from: a face run that kept the pipeline's motion encoder frozen (configs/toy128.py) gets
+    that pipeline's motion model; one whose motion encoder moved is refused."""
+    from pipeline_models import _save
+    from vasa_jax.config import load_config
+    from vasa_jax.train.face import FaceTrainer
+
+    ckpt = read_pipeline_checkpoint(checkpoint)
+    config = load_config("configs/tiny.py")
+    trainer = FaceTrainer(config)
+    blank = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), jax.eval_shape(trainer.init_state, jax.random.key(0)))
+
+    def face_run(name, moved_parts):
+        params = {part: jax.tree.map(lambda x: np.asarray(x) + (0.01 if part in moved_parts else 0.0), group)
+                  for part, group in ckpt.face_params.items()}
+        _save(tmp_path / name, config, blank.replace(params=params, ema_params=params))
+        return tmp_path / name, params
+
+    renderer, params = face_run("renderer", ("appearance", "decoder"))
+    out = tmp_path / "new"
+    assert export_main(["--face", str(renderer), "--motion-from", str(checkpoint), "--out", str(out)]) == 0
+    new = read_pipeline_checkpoint(out)
+    _equal_trees(new.face_params, params)
+    assert (out / "motion.safetensors").read_bytes() == (checkpoint / "motion.safetensors").read_bytes()
+    manifest = json.loads((out / "pipeline.json").read_text())
+    assert manifest["motion"] == ckpt.manifest["motion"]
+    assert manifest["sources"]["motion_from"] == str(checkpoint.resolve())
+    assert manifest["sources"]["face_workdir"] == str(renderer.resolve())
+
+    drifted, _ = face_run("drifted", ("motion",))
+    capsys.readouterr()
+    assert export_main(["--face", str(drifted), "--motion-from", str(checkpoint), "--out", str(tmp_path / "x")]) == 2
+    assert "motion encoder differs" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert export_main(["--face", str(renderer), "--motion-from", str(checkpoint), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -138,3 +138,61 @@ def test_resumed_training_equals_uninterrupted(tmp_path):
     tuned.face_train.init_from = str(tmp_path)
     with pytest.raises(ConfigError, match="neither a stage-1 workdir"):
         FaceTrainer(tuned)
+
+
+def double_resolution(config):
+    """configs/tiny.py's face at twice the size, its encoders reading the original size (configs/toy128.py's
+    relation to configs/toy.py)."""
+    config.face.image_size, config.face.encoder_size = 2 * config.face.image_size, config.face.image_size
+    config.face.appearance_widths = (*config.face.appearance_widths, config.face.appearance_widths[-1])
+    config.face.decoder_up_widths = (*config.face.decoder_up_widths, config.face.decoder_up_widths[-1])
+    return config
+
+
+def test_a_larger_renderer_starts_from_a_smaller_model_and_keeps_its_motion_space(tmp_path):
+    """init_partial takes the weights whose names and shapes agree; freeze keeps parts exactly as loaded, so
+    the new model reads the same motion from an image as the old one did from it at the old size."""
+    from vasa_jax.data.motion_data import load_face_folder
+
+    small = tmp_path / "small"
+    train_face(load_config("configs/tiny.py"), str(small), quiet=True)
+    big = double_resolution(load_config("configs/tiny.py"))
+    big.face_train.init_from = str(small)
+    with pytest.raises(ConfigError, match="init_partial"):
+        FaceTrainer(big)
+    big.face_train.init_partial = True
+    big.face_train.freeze = ("mouth",)
+    with pytest.raises(ConfigError, match="unknown part"):
+        FaceTrainer(big)
+    big.face_train.freeze = ("identity", "motion")
+    grown = FaceTrainer(big)
+    old_face, old_params = load_face_folder(str(small))
+    start = jax.jit(grown.init_state)(jax.random.key(1))
+    for part in ("identity", "motion", "warp_to_canonical", "warp_from_canonical"):
+        for a, b in zip(jax.tree.leaves(start.params[part]), jax.tree.leaves(old_params[part])):
+            np.testing.assert_array_equal(a, b)
+    # Where the shapes differ (the appearance encoder's added stride stage shifts its blocks): a fresh init.
+    fresh = grown.face.init(jax.random.key(big.face_train.seed))
+    for a, b in zip(jax.tree.leaves(start.params["appearance"]["ResBlock_2"]),
+                    jax.tree.leaves(fresh["appearance"]["ResBlock_2"])):
+        np.testing.assert_array_equal(a, b)
+
+    images = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    low = jax.image.resize(images, (2, 32, 32, 3), "linear", antialias=True)
+    np.testing.assert_allclose(grown.face.encode_motion(start.params, images),
+                               old_face.encode_motion(old_params, low), rtol=1e-5, atol=1e-5)
+
+    source = FacePairSource(64, clip_seconds=big.data.clip_seconds)
+    items = [source[i] for i in range(2)]
+    batch = {k: np.stack([item[k] for item in items]) for k in items[0]}
+    step = jax.jit(grown.step)
+    after, _ = step(step(start, batch, jax.random.key(0))[0], batch, jax.random.key(0))  # update 0 has rate 0
+    for part, group in after.params.items():
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), jax.tree.leaves(start.params[part])))
+        assert same == (part in big.face_train.freeze), part  # frozen parts: no update, no weight decay either
+
+    # Freezing needs weights to keep.
+    lone = load_config("configs/tiny.py")
+    lone.face_train.freeze = ("motion",)
+    with pytest.raises(ConfigError, match="init_from is empty"):
+        train_face(lone, str(tmp_path / "lone"), quiet=True)

@@ -55,6 +55,13 @@ def default_config() -> ml_collections.ConfigDict:
     loss.mouth = 0.0  # L1 over the mouth region where the data has lip landmarks (configs/toy.py: measured)
     config.face_train.loss = loss
     config.face_train.init_from = ""  # fine-tune: a stage-1 workdir or a pipeline checkpoint to start from
+    # init_from a model of another architecture (another resolution, say): take every weight whose name and shape
+    # agree, a fresh init for the rest
+    config.face_train.init_partial = False
+    # Networks kept as init_from has them (names of FaceNetwork's parts: appearance, identity, motion,
+    # warp_to_canonical, warp_from_canonical, decoder). Freezing identity and motion keeps the motion space, so a
+    # stage-2 model trained on the old face drives the new one.
+    config.face_train.freeze = ()
     config.face_train.vgg19_weights = ""  # converted torchvision VGG19 weights (.pth / .safetensors); "" = none
     config.face_train.identity_net = ""  # a frozen identity network's weights; "" = none (identity loss off)
     config.face_train.discriminator_scales = 3

@@ -24,6 +24,9 @@ class FaceConfig:
     appearance_blocks: int = 2  # 3D residual blocks on the lifted volume
     # Identity and motion encoders: stride-2 residual stages, global average pool, then dense heads.
     encoder_widths: tuple = (64, 128, 256, 512, 512, 512)
+    # Side of the image the identity and motion encoders read (0: image_size). Lower renders sharper than the
+    # encoders read (LivePortrait's motion extractor reads 256 px for a 512 px render), at the encoders' cost.
+    encoder_size: int = 0
     # Warp generators (one to the canonical volume, one from it): a dense seed volume, then one 3D stage per
     # width, each doubling H and W (and D until volume_depth), conditioned on (z_dyn, z_id) by adaptive GroupNorm.
     warp_widths: tuple = (256, 128, 64, 32)
@@ -50,6 +53,8 @@ class FaceConfig:
             raise ConfigError(f"volume_size {self.volume_size} must be divisible by 2^(len(warp_widths) - 1)")
         if self.volume_depth & (self.volume_depth - 1):
             raise ConfigError(f"volume_depth must be a power of two (the warp generators double it); got {self.volume_depth}")
+        if not 0 <= self.encoder_size <= self.image_size:
+            raise ConfigError(f"encoder_size must be in [1, image_size] or 0 for image_size; got {self.encoder_size}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype must be 'float32' or 'bfloat16'; got {self.dtype!r}")
 

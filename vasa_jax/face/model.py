@@ -73,10 +73,18 @@ class FaceNetwork(nn.Module):
         self.warp_from_canonical = WarpGenerator(c)
         self.decoder = Decoder(c)
 
+    def _encoder_view(self, image):
+        """The image as the identity and motion encoders read it (config.encoder_size)."""
+        size = self.config.encoder_size
+        if not size or size == image.shape[1]:
+            return image
+        return jax.image.resize(image, (image.shape[0], size, size, image.shape[3]), "linear", antialias=True)
+
     def analyze(self, image):
         """Everything the encoders read from an image: V_app, z_id and its motion."""
-        motion = self.motion(image)
-        z_id = self.identity(image)
+        small = self._encoder_view(image)
+        motion = self.motion(small)
+        z_id = self.identity(small)
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]
         v_app = to_canonical(self.appearance(image), pose, self.warp_to_canonical(dyn, z_id))
         return v_app, z_id, motion
@@ -86,7 +94,7 @@ class FaceNetwork(nn.Module):
         return v_app, z_id
 
     def encode_motion(self, image):
-        return self.motion(image)
+        return self.motion(self._encoder_view(image))
 
     def decode(self, v_app, z_id, motion):
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]

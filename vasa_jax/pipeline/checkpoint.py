@@ -170,6 +170,58 @@ def export_pipeline(face_workdir, motion_workdir, out, *, dtype: str = "float32"
     return out
 
 
+def replace_face(pipeline, face_workdir, out, *, dtype: str | None = None, face_step: int | None = None,
+                 overwrite: bool = False) -> Path:
+    """Writes to `out` a copy of the pipeline checkpoint `pipeline` whose face model is face_workdir's (its EMA
+    params at face_step, default the latest): a new renderer for the same motion model.
+
+    Valid only when the new face reads motion exactly as the old one did, which is what training it with
+    face_train.init_from=<pipeline> and face_train.freeze containing "motion" gives (configs/toy128.py): the two
+    motion encoders must hold the same weights, or ConfigError. Everything else in the folder (the motion
+    model, audio, the demo's portrait and speech) is copied as it is.
+    """
+    from vasa_jax.train.face import load_face_checkpoint
+
+    path, manifest, old_face, old_params = _read_face(pipeline)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out}: already exists; choose a new folder or pass --overwrite")
+    if os.path.realpath(out) == os.path.realpath(path):
+        raise ConfigError(f"{out}: is the pipeline the motion model comes from; write the new one elsewhere")
+    steps = _workdir_steps(face_workdir)
+    face_step = steps[-1] if face_step is None and steps else face_step
+    _, face, params = load_face_checkpoint(os.fspath(face_workdir), step=face_step)
+    params = _plain(params)
+    if face.name != old_face.name or face.motion_dim != old_face.motion_dim:
+        raise ConfigError(f"{face_workdir}: a {face.name} face model reading {face.motion_dim}-d motion cannot stand "
+                          f"in for {path}'s {old_face.name} model of {old_face.motion_dim}-d motion")
+    old_encoder, new_encoder = flatten(_plain(old_params.get("motion", {}))), flatten(params.get("motion", {}))
+    same = old_encoder.keys() == new_encoder.keys() and all(
+        old_encoder[k].shape == new_encoder[k].shape and np.array_equal(old_encoder[k], new_encoder[k])
+        for k in old_encoder)
+    if not same:
+        raise ConfigError(f"{face_workdir}: its motion encoder differs from {path}'s, so {path}'s motion model does "
+                          f"not drive it; train it with face_train.init_from={path} and face_train.freeze=motion")
+    dtype = dtype or manifest.get("weights_dtype", "float32")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {DTYPES}; got {dtype!r}")
+    sources = dict(manifest.get("sources", {}))
+    sources.update({"face_workdir": os.path.abspath(face_workdir), "face_step": face_step,
+                    "motion_from": os.path.abspath(path)})
+    manifest = {**manifest, "vasa_jax_version": __version__, "weights_dtype": dtype, "face": face.manifest(),
+                "sources": sources}
+    from safetensors.numpy import save_file
+
+    with folder_written_whole(out) as tmp:
+        for item in path.iterdir():
+            if item.name in (MANIFEST, FACE_WEIGHTS):
+                continue
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+        save_file(_store(params, dtype), tmp / FACE_WEIGHTS, metadata={"format": FORMAT})
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return out
+
+
 def folder_size(path) -> int:
     """Bytes of all files under a folder."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

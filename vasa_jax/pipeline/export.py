@@ -2,11 +2,14 @@
 
   python -m vasa_jax.pipeline.export --face runs/face_toy --motion runs/motion_face --out DIR
   python -m vasa_jax.pipeline.export --face runs/face_toy --motion runs/motion_face --out vasa_jax/assets/demo --demo
+  python -m vasa_jax.pipeline.export --face runs/face128 --motion-from runs/demo64 --out DIR
 
 The stage-2 run must have been trained on the stage-1 run's motion (train.py motion
 --config.motion_data.source=face_model --config.motion_data.face_workdir=<the stage-1 workdir>). --demo also
 writes the demo's portrait (a held-out toy-world face the model never saw) and speech (that face's voice)
-and checks that the folder fits the 30 MB the package may carry.
+and checks that the folder fits the 30 MB the package may carry. --motion-from takes the motion model of an
+existing pipeline checkpoint instead: the face run must have kept that pipeline's motion encoder frozen
+(face_train.init_from=<it>, face_train.freeze=motion; configs/toy128.py), so the motion means the same.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from vasa_jax.cli import OneLineParser
 
 from vasa_jax.pipeline.checkpoint import (DEMO_PORTRAIT, DEMO_SIZE_LIMIT, DEMO_SPEECH, DTYPES, export_pipeline,
-                                          folder_size)
+                                          folder_size, replace_face)
 
 DEMO_PORTRAIT_SIZE = 256  # pixels: the demo photo is framed by the same detector and crop as any photo
 DEMO_SEED = 11
@@ -52,9 +55,13 @@ def main(argv=None) -> int:
     p = OneLineParser(prog="python -m vasa_jax.pipeline.export", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--face", required=True, help="stage-1 workdir (train.py face)")
-    p.add_argument("--motion", required=True, help="stage-2 workdir trained on that face model's motion")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--motion", help="stage-2 workdir trained on that face model's motion")
+    source.add_argument("--motion-from", metavar="PIPELINE",
+                        help="a pipeline checkpoint whose motion model to keep (its motion encoder frozen in --face)")
     p.add_argument("--out", required=True, help="the pipeline checkpoint folder to write")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="how weights are stored (loaded as float32)")
+    p.add_argument("--dtype", choices=DTYPES, help="how weights are stored (loaded as float32); default float32, "
+                                                   "with --motion-from that pipeline's")
     p.add_argument("--face-step", type=int, help="default: the step stage 2 was trained on, else the latest")
     p.add_argument("--motion-step", type=int, help="default: the latest")
     p.add_argument("--copy-audio", action="store_true", help="copy a Wav2Vec2 / HuBERT checkpoint folder along")
@@ -66,8 +73,16 @@ def main(argv=None) -> int:
     from vasa_jax.io import CheckpointError
 
     try:
-        out = export_pipeline(args.face, args.motion, args.out, dtype=args.dtype, face_step=args.face_step,
-                              motion_step=args.motion_step, copy_audio=args.copy_audio, overwrite=args.overwrite)
+        if args.motion_from:
+            if args.motion_step is not None or args.copy_audio:
+                raise ConfigError("--motion-step and --copy-audio belong to --motion; --motion-from copies that "
+                                  "pipeline's motion model and audio as they are")
+            out = replace_face(args.motion_from, args.face, args.out, dtype=args.dtype, face_step=args.face_step,
+                               overwrite=args.overwrite)
+        else:
+            out = export_pipeline(args.face, args.motion, args.out, dtype=args.dtype or "float32",
+                                  face_step=args.face_step, motion_step=args.motion_step,
+                                  copy_audio=args.copy_audio, overwrite=args.overwrite)
         if args.demo:
             identity = write_demo_media(out)
             print(f"demo: toy identity {identity} (held out), {DEMO_PORTRAIT} and {DEMO_SPEECH}")

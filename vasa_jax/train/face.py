@@ -19,9 +19,12 @@ from __future__ import annotations
 import json
 import os
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import optax
+from flax import traverse_util
 
 from vasa_jax.face import POSE_DIM, FaceConfig, WarpingFaceModel
 from vasa_jax.face.discriminator import (MultiScaleDiscriminator, feature_matching_loss, hinge_discriminator_loss,
@@ -33,9 +36,14 @@ from vasa_jax.errors import ConfigError
 from vasa_jax.train.checkpoint import Checkpointer
 from vasa_jax.train.logging import image_grid
 from vasa_jax.train.loop import train as run_training
-from vasa_jax.train.optim import make_optimizer
+from vasa_jax.train.optim import freeze_groups, make_optimizer
 from vasa_jax.train.parallel import make_mesh, process_batch_size, to_host
 from vasa_jax.train.state import TrainState
+
+
+log = logging.getLogger(__name__)
+
+FACE_PARTS = ("appearance", "identity", "motion", "warp_to_canonical", "warp_from_canonical", "decoder")
 
 
 def psnr(a, b):
@@ -61,7 +69,11 @@ class FaceTrainer:
         self.perceptual = make_perceptual_loss(train.vgg19_weights)
         self.discriminator = MultiScaleDiscriminator(scales=train.discriminator_scales,
                                                      widths=tuple(train.discriminator_widths))
-        self.optimizer = make_optimizer(train)
+        self.frozen = tuple(train.get("freeze", ()))
+        unknown = sorted(set(self.frozen) - set(FACE_PARTS))
+        if unknown:
+            raise ConfigError(f"face_train.freeze: unknown part(s) {unknown}; the face model's parts are {FACE_PARTS}")
+        self.optimizer = freeze_groups(make_optimizer(train), self.frozen)
         self.disc_optimizer = make_optimizer(train)
         self.generate_jit = jax.jit(self.generate)
         # Read now, on the host: init_state runs under jit, where a workdir's Orbax restore cannot.
@@ -75,10 +87,23 @@ class FaceTrainer:
         from vasa_jax.data.motion_data import load_face_folder
 
         face, params = load_face_folder(folder)
-        if face != self.face:
+        if face == self.face:
+            return jax.tree.map(jnp.asarray, params)
+        if not self.config.face_train.get("init_partial", False):
             raise ConfigError(f"face_train.init_from={folder}: its face model ({face}) differs from this config's "
-                              f"({self.face}); start from weights of the same architecture")
-        return jax.tree.map(jnp.asarray, params)
+                              f"({self.face}); start from weights of the same architecture, or set "
+                              "face_train.init_partial to take the weights whose names and shapes agree")
+        fresh = self.face.init(jax.random.key(self.config.face_train.seed))
+        merged, copied = transfer_matching(fresh, params)
+        names = set(traverse_util.flatten_dict(fresh, sep="/"))
+        new = sorted({name.split("/")[0] for name in names - copied})  # parts with at least one fresh array
+        log.info("init_from %s: %d of %d weight arrays taken; parts with fresh weights: %s", folder, len(copied),
+                 len(names), ", ".join(new) or "none")
+        missing = sorted(set(self.frozen) & set(new))
+        if missing:
+            raise ConfigError(f"face_train.freeze={list(self.frozen)}: {missing} would stay at a fresh init; "
+                              f"{folder} has no weights of their shapes")
+        return merged
 
     def init_state(self, key) -> TrainState:
         k_face, k_disc = jax.random.split(key)
@@ -123,6 +148,9 @@ class FaceTrainer:
         return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
 
     def generator_loss(self, params, disc_params, batch):
+        # Frozen parts get no gradient at all (set_to_zero would discard it; XLA then never computes it).
+        params = {name: jax.lax.stop_gradient(group) if name in self.frozen else group
+                  for name, group in params.items()}
         out = self.generate(params, batch)
         w = self.weights
         terms = {
@@ -171,11 +199,24 @@ def image_grids(trainer: FaceTrainer, state: TrainState, batch) -> dict:
     return {"face": image_grid(to_host([out[k] for k in ("source", "driver", "recon", "other", "transfer")]))}
 
 
+def transfer_matching(fresh, loaded):
+    """fresh's params with every array that loaded has under the same name and shape; also the set of those
+    names ('part/Module/.../kernel')."""
+    flat_fresh = traverse_util.flatten_dict(fresh, sep="/")
+    flat_loaded = traverse_util.flatten_dict(loaded, sep="/")
+    copied = {k for k, v in flat_fresh.items() if k in flat_loaded and flat_loaded[k].shape == v.shape}
+    merged = {k: jnp.asarray(flat_loaded[k] if k in copied else v) for k, v in flat_fresh.items()}
+    return traverse_util.unflatten_dict(merged, sep="/"), copied
+
+
 STAGE_SECTIONS = ("face", "face_train", "data")  # what stage 1 reads; a resume compares only these
 
 
 def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
     """Stage-1 training to config.face_train.steps in workdir (resuming there if it holds a checkpoint)."""
+    if config.face_train.get("freeze") and not config.face_train.get("init_from"):
+        raise ConfigError(f"face_train.freeze={list(config.face_train.freeze)} keeps parts as face_train.init_from has "
+                          "them, and init_from is empty; give the stage-1 workdir or pipeline folder to start from")
     trainer = FaceTrainer(config)
     train = config.face_train
 

@@ -53,3 +53,17 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
 def ema_update(ema_params, params, decay):
     """decay * ema_params + (1 - decay) * params, leaf by leaf."""
     return optax.incremental_update(params, ema_params, step_size=1.0 - decay)
+
+
+def freeze_groups(optimizer: optax.GradientTransformation, frozen) -> optax.GradientTransformation:
+    """optimizer for every top-level group of the params but those named in frozen, which get no update at
+    all (no weight decay either); clipping inside optimizer sees only the trained groups."""
+    frozen = frozenset(frozen)
+    if not frozen:
+        return optimizer
+
+    def labels(params):
+        return {name: jax.tree.map(lambda _, n=name: "frozen" if n in frozen else "train", group)
+                for name, group in params.items()}
+
+    return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
