@@ -4,11 +4,21 @@ Why: the download-free lip-sync score (dlib's inner-lip landmarks against the au
 footage of the demo's four first held-out people (8 s each, upscaled to 256 px) at 0.07-0.19 from 64 px frames,
 0.22-0.60 (mean 0.43) from 128 px and 0.45-0.55 from 256 px: at 64 px even perfect generation scores below 0.2.
 Cost against configs/toy.py, measured on this project's 2-core CPU: a training step 2.6 s against 1.6 s (XLA
-counts 139 GFLOP against 65), so 2000 steps take about an hour and a half; decoding stays cheap (0.55 GFLOP a
-frame against 0.38: the volume stays 16^3 and one more 2x upsampling block renders the larger image), and the
-online mode keeps real time with a face model of this size (vasa_jax.bench.bench_realtime, a 40-step toy128
-face with the demo's motion model, 30 s of live speech: first frame 0.20 s, p50 0.15 s, p95 0.20 s, 57.6
-frames/s of compute).
+counts 139 GFLOP against 65) with the encoders at 128 px; decoding stays cheap (0.55 GFLOP a frame against 0.38:
+the volume stays 16^3 and one more 2x upsampling block renders the larger image), and the online mode keeps real
+time with a face model of this size (vasa_jax.bench.bench_realtime, a 40-step toy128 face with the demo's motion
+model, 30 s of live speech: first frame 0.20 s, p50 0.15 s, p95 0.20 s, 57.6 frames/s of compute).
+
+How: a fine-tune of a configs/toy.py model (the README's recipe), its encoders frozen and reading 64 px, so that
+model's stage-2 motion model drives this one (python -m vasa_jax.pipeline.export --motion-from).
+Measured, the 64 px demo's face fine-tuned so for 700 steps (65 minutes on a 2-core CPU that day ran the 64 px
+step in 3.8 s, not 1.6 s; python -m vasa_jax.face.evaluate, 512 held-out pairs, at 128 px against the 64 px
+model at 64 px): self-reenactment 25.1 dB (25.3), SSIM 0.81 (0.79), cross-identity 21.0 dB (21.9), over the
+mouth 24.5 dB (25.6), cross-identity pose error 2.4 degrees (2.1). Not good enough for a demo: its faces are
+smoother but no sharper than the 64 px model's upscaled, dlib finds no face in its demo video (sample.py --seed 0
+--size 256), and in the frames looked at neither model draws the demo portrait's mouth (a thin closed line) at
+all. The 16^3 volume is the likely limit: at 128 px a volume cell is 8 pixels and the mouth about three cells
+wide; the next try is volume_size 32, trained from scratch.
 """
 
 from pathlib import Path

@@ -187,6 +187,11 @@ class FaceTrainer:
         d_updates, d_opt_state = self.disc_optimizer.update(d_grads, state.extra["disc_opt_state"], disc_params)
         new_state = state.apply_gradients(g_grads, self.config.face_train.ema_decay).replace(
             extra={"disc_params": optax.apply_updates(disc_params, d_updates), "disc_opt_state": d_opt_state})
+        if self.frozen and new_state.ema_params is not None:
+            # The average of a constant is the constant; in float32 it drifts by an ulp a step, and a frozen
+            # motion encoder must stay bit-exact for export --motion-from.
+            new_state = new_state.replace(ema_params={name: new_state.params[name] if name in self.frozen else group
+                                                      for name, group in new_state.ema_params.items()})
         metrics = {"loss": g_loss, "discriminator": d_loss, "psnr": psnr(out["recon"], out["driver"]).mean(),
                    **{f"loss/{k}": v for k, v in terms.items()}}
         return new_state, metrics
