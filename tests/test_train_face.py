@@ -153,6 +153,7 @@ def test_a_larger_renderer_starts_from_a_smaller_model_and_keeps_its_motion_spac
     """init_partial takes the weights whose names and shapes agree; freeze keeps parts exactly as loaded, so
     the new model reads the same motion from an image as the old one did from it at the old size."""
     from vasa_jax.data.motion_data import load_face_folder
+    from vasa_jax.face.model import FACE_PARTS
 
     small = tmp_path / "small"
     train_face(load_config("configs/tiny.py"), str(small), quiet=True)
@@ -168,6 +169,8 @@ def test_a_larger_renderer_starts_from_a_smaller_model_and_keeps_its_motion_spac
     grown = FaceTrainer(big)
     old_face, old_params = load_face_folder(str(small))
     start = jax.jit(grown.init_state)(jax.random.key(1))
+    assert set(start.params) == set(FACE_PARTS)  # what freeze may name
+    assert "parts with fresh weights: appearance, decoder" in grown.init_report
     for part in ("identity", "motion", "warp_to_canonical", "warp_from_canonical"):
         for a, b in zip(jax.tree.leaves(start.params[part]), jax.tree.leaves(old_params[part])):
             np.testing.assert_array_equal(a, b)
@@ -189,7 +192,8 @@ def test_a_larger_renderer_starts_from_a_smaller_model_and_keeps_its_motion_spac
     after, _ = step(step(start, batch, jax.random.key(0))[0], batch, jax.random.key(0))  # update 0 has rate 0
     for tree in ("params", "ema_params"):  # the EMA too: export --motion-from needs the encoder bit-exact
         for part, group in getattr(after, tree).items():
-            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), jax.tree.leaves(start.params[part])))
+            before = jax.tree.leaves(start.params[part])
+            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), before))
             assert same == (part in big.face_train.freeze), (tree, part)  # no update, no weight decay either
 
     # Freezing needs weights to keep.

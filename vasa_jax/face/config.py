@@ -22,7 +22,7 @@ class FaceConfig:
     appearance_stem: int = 64
     appearance_widths: tuple = (128, 256, 512)
     appearance_blocks: int = 2  # 3D residual blocks on the lifted volume
-    # Identity and motion encoders: stride-2 residual stages, global average pool, then dense heads.
+    # Identity and motion encoders: stride-2 residual stages, then dense heads over the whole flattened map.
     encoder_widths: tuple = (64, 128, 256, 512, 512, 512)
     # Side of the image the identity and motion encoders read (0: image_size). Lower renders sharper than the
     # encoders read (LivePortrait's motion extractor reads 256 px for a 512 px render), at the encoders' cost.

@@ -59,6 +59,10 @@ class FaceModel(Protocol):
     def framer(self): ...  # frames portraits as the model's training frames were (vasa_jax.pipeline.portrait)
 
 
+# FaceNetwork's parts: the top-level groups of its params (what face_train.freeze names).
+FACE_PARTS = ("appearance", "identity", "motion", "warp_to_canonical", "warp_from_canonical", "decoder")
+
+
 class FaceNetwork(nn.Module):
     """VASA-1's face latent space as one Flax module (MegaPortraits' recipe)."""
 

@@ -190,6 +190,8 @@ def replace_face(pipeline, face_workdir, out, *, dtype: str | None = None, face_
         raise ConfigError(f"{out}: is the pipeline the motion model comes from; write the new one elsewhere")
     steps = _workdir_steps(face_workdir)
     face_step = steps[-1] if face_step is None and steps else face_step
+    if steps and face_step not in steps:
+        raise ConfigError(f"{face_workdir}: holds no checkpoint of step {face_step} (it has {steps})")
     _, face, params = load_face_checkpoint(os.fspath(face_workdir), step=face_step)
     params = _plain(params)
     if face.name != old_face.name or face.motion_dim != old_face.motion_dim:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 import os
 
-import logging
-
 import jax
 import jax.numpy as jnp
 import optax
 from flax import traverse_util
 
 from vasa_jax.face import POSE_DIM, FaceConfig, WarpingFaceModel
+from vasa_jax.face.model import FACE_PARTS
 from vasa_jax.face.discriminator import (MultiScaleDiscriminator, feature_matching_loss, hinge_discriminator_loss,
                                          hinge_generator_loss)
 from vasa_jax.face.perceptual import make_perceptual_loss
@@ -39,11 +38,6 @@ from vasa_jax.train.loop import train as run_training
 from vasa_jax.train.optim import freeze_groups, make_optimizer
 from vasa_jax.train.parallel import make_mesh, process_batch_size, to_host
 from vasa_jax.train.state import TrainState
-
-
-log = logging.getLogger(__name__)
-
-FACE_PARTS = ("appearance", "identity", "motion", "warp_to_canonical", "warp_from_canonical", "decoder")
 
 
 def psnr(a, b):
@@ -77,6 +71,7 @@ class FaceTrainer:
         self.disc_optimizer = make_optimizer(train)
         self.generate_jit = jax.jit(self.generate)
         # Read now, on the host: init_state runs under jit, where a workdir's Orbax restore cannot.
+        self.init_report = ""  # what init_partial took, for train_face to show
         self.initial_params = self._initial_params(train.get("init_from", ""))
 
     def _initial_params(self, folder: str):
@@ -97,8 +92,8 @@ class FaceTrainer:
         merged, copied = transfer_matching(fresh, params)
         names = set(traverse_util.flatten_dict(fresh, sep="/"))
         new = sorted({name.split("/")[0] for name in names - copied})  # parts with at least one fresh array
-        log.info("init_from %s: %d of %d weight arrays taken; parts with fresh weights: %s", folder, len(copied),
-                 len(names), ", ".join(new) or "none")
+        self.init_report = (f"init_from {folder}: {len(copied)} of {len(names)} weight arrays taken; parts with "
+                            f"fresh weights: {', '.join(new) or 'none'}")
         missing = sorted(set(self.frozen) & set(new))
         if missing:
             raise ConfigError(f"face_train.freeze={list(self.frozen)}: {missing} would stay at a fresh init; "
@@ -187,11 +182,6 @@ class FaceTrainer:
         d_updates, d_opt_state = self.disc_optimizer.update(d_grads, state.extra["disc_opt_state"], disc_params)
         new_state = state.apply_gradients(g_grads, self.config.face_train.ema_decay).replace(
             extra={"disc_params": optax.apply_updates(disc_params, d_updates), "disc_opt_state": d_opt_state})
-        if self.frozen and new_state.ema_params is not None:
-            # The average of a constant is the constant; in float32 it drifts by an ulp a step, and a frozen
-            # motion encoder must stay bit-exact for export --motion-from.
-            new_state = new_state.replace(ema_params={name: new_state.params[name] if name in self.frozen else group
-                                                      for name, group in new_state.ema_params.items()})
         metrics = {"loss": g_loss, "discriminator": d_loss, "psnr": psnr(out["recon"], out["driver"]).mean(),
                    **{f"loss/{k}": v for k, v in terms.items()}}
         return new_state, metrics
@@ -224,6 +214,8 @@ def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
                           "them, and init_from is empty; give the stage-1 workdir or pipeline folder to start from")
     trainer = FaceTrainer(config)
     train = config.face_train
+    if trainer.init_report and not quiet:
+        print(trainer.init_report)
 
     def make_iterator():
         return face_pair_batches(config.data, image_size=trainer.face.image_size,

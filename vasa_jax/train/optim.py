@@ -51,8 +51,10 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
 
 
 def ema_update(ema_params, params, decay):
-    """decay * ema_params + (1 - decay) * params, leaf by leaf."""
-    return optax.incremental_update(params, ema_params, step_size=1.0 - decay)
+    """decay * ema_params + (1 - decay) * params, leaf by leaf, written as ema + (1 - decay) * (params - ema) so
+    that a leaf that does not move (a frozen part: freeze_groups) keeps its EMA bit-exact; optax's
+    incremental_update drifts an ulp a step there in float32."""
+    return jax.tree.map(lambda e, p: e + (1.0 - decay) * (p - e), ema_params, params)
 
 
 def freeze_groups(optimizer: optax.GradientTransformation, frozen) -> optax.GradientTransformation:
