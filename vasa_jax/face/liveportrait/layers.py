@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vasa_jax.ops import conv_general_dilated
+
 BN_EPS = 1e-5  # torch.nn.BatchNorm / InstanceNorm default
 
 
@@ -68,30 +70,11 @@ def resize_nearest(x, size: Sequence[int]):
     return x
 
 
-def _conv3d_as_2d(x, kernel, padding: int):
-    """A stride-1 3-D convolution as one 2-D convolution with the depth taps folded into output channels.
-
-    x [B, D, H, W, Cin], kernel [kd, kh, kw, Cin, Cout]. out[d] = sum_t y[d + t - padding, ..., t] where y is
-    the 2-D convolution of every depth slice with all kd taps at once. XLA's CPU backend runs its direct
-    3-D convolution several times slower than PyTorch, while its 2-D convolution is on par (measured in
-    /work/shared/reference/jax-notes.md: 9-12x on the dense-motion mask head, 1.2x once folded).
-    """
-    b, d, h, w, cin = x.shape
-    kd, kh, kw, _, cout = kernel.shape
-    folded = jnp.transpose(kernel, (1, 2, 3, 0, 4)).reshape(kh, kw, cin, kd * cout)
-    y = jax.lax.conv_general_dilated(x.reshape(b * d, h, w, cin), folded, (1, 1), [(padding, padding)] * 2,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = y.reshape(b, d, h, w, kd, cout)
-    # Tap t of output slice d reads input slice d + t - padding: zero-pad the depth axis so every read exists.
-    y = jnp.pad(y, ((0, 0), (padding, kd - 1 - padding), (0, 0), (0, 0), (0, 0), (0, 0)))
-    return sum(y[:, t:t + d, :, :, t] for t in range(kd))
-
-
 class Conv(nn.Module):
     """torch.nn.Conv{2,3}d with symmetric zero padding: kernel [k..., Cin / groups, Cout], optional bias.
 
-    3-D convolutions with stride 1 on the CPU run as folded 2-D convolutions (_conv3d_as_2d); elsewhere XLA's
-    own convolution (cuDNN on NVIDIA GPUs, which is fast in 3-D). Same parameters either way.
+    3-D convolutions with stride 1 on the CPU run as 2-D convolutions (vasa_jax.ops.conv); elsewhere XLA's own
+    convolution (cuDNN on NVIDIA GPUs, which is fast in 3-D). Same parameters either way.
     """
 
     features: int
@@ -110,12 +93,9 @@ class Conv(nn.Module):
                             (self.kernel_size,) * nd + (cin // self.groups, self.features))
         dtype = self.dtype or x.dtype
         x, kernel = x.astype(dtype), kernel.astype(dtype)
-        if nd == 3 and self.stride == 1 and self.groups == 1 and jax.default_backend() == "cpu":
-            y = _conv3d_as_2d(x, kernel, self.padding)
-        else:
-            spec = {2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[nd]
-            y = jax.lax.conv_general_dilated(x, kernel, (self.stride,) * nd, [(self.padding, self.padding)] * nd,
-                                             dimension_numbers=spec, feature_group_count=self.groups)
+        spec = {2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[nd]
+        y = conv_general_dilated(x, kernel, (self.stride,) * nd, [(self.padding, self.padding)] * nd,
+                                 dimension_numbers=spec, feature_group_count=self.groups)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(dtype)
         return y
