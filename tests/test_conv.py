@@ -95,3 +95,14 @@ def test_bfloat16_inputs_give_bfloat16_values_and_gradients():
                                rtol=0.05, atol=0.1)
     grads = jax.grad(lambda x, k: jnp.sum(conv3d_planar(x, k, pads).astype(jnp.float32)), (0, 1))(x, k)
     assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.bfloat16]
+
+
+def test_the_micro_benchmark_runs_and_finds_the_variants_equal(capsys):
+    from vasa_jax.ops import bench_conv
+
+    bench_conv.main(["--cases", "warp16", "--batches", "1", "--repeats", "1", "--variants", "direct,planar"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("warp16")]
+    assert [row[3] for row in rows] == ["direct", "planar"]
+    assert float(rows[1][-1]) < 1e-5  # output and both gradients against XLA's direct convolution
+    with pytest.raises(SystemExit):
+        bench_conv.main(["--cases", "nope"])

@@ -19,10 +19,7 @@ Variants, so that the choice in grid.py can be re-measured on another device or 
 
 from __future__ import annotations
 
-import argparse
 import functools
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +27,7 @@ import numpy as np
 
 from vasa_jax.ops.grid import (_forward, _grid_cotangent, _grid_sample_fwd, _sample, _setup, grid_sample,
                                make_base_grid)
+from vasa_jax.ops.microbench import parse_args, print_table, time_forward_and_gradients
 
 CASES = {  # name: (input shape without batch, grid spatial shape)
     "3d": ((16, 64, 64, 96), (16, 64, 64)),
@@ -82,81 +80,16 @@ def make_case(case: str, batch: int, dtype, seed: int = 0):
     return inputs, grid, cotangent
 
 
-def time_compiled(fn, args, repeats: int):
-    """(compile s, first call s, median s, best s, temporary bytes), result of jax.jit(fn)(*args)."""
-    t0 = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    t1 = time.perf_counter()
-    result = jax.block_until_ready(compiled(*args))
-    t2 = time.perf_counter()
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        runs.append(time.perf_counter() - start)
-    memory = compiled.memory_analysis()
-    temp = getattr(memory, "temp_size_in_bytes", float("nan")) if memory is not None else float("nan")
-    return (t1 - t0, t2 - t1, statistics.median(runs), min(runs), temp), result
-
-
 def bench(variant: str, case: str, batch: int, dtype, repeats: int):
     """Timings of forward and of forward+backward, and (output, (d inputs, d grid)) of the latter."""
-    sample = VARIANTS[variant]
     inputs, grid, cotangent = make_case(case, batch, dtype)
-
-    def loss(x, g, ct):
-        out = sample(x, g)
-        return jnp.vdot(out.astype(jnp.float32), ct), out
-
-    fwd_timing, _ = time_compiled(sample, (inputs, grid), repeats)
-    fwd_bwd_timing, (( _, out), grads) = time_compiled(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True),
-                                                       (inputs, grid, cotangent), repeats)
-    return fwd_timing, fwd_bwd_timing, (out, grads)
-
-
-def relative_difference(result, reference) -> float:
-    """max |result - reference| / max |reference| over output, d inputs and d grid: the worst of the three."""
-    worst = 0.0
-    for x, y in zip(jax.tree.leaves(result), jax.tree.leaves(reference)):
-        x, y = x.astype(jnp.float32), y.astype(jnp.float32)
-        worst = max(worst, float(jnp.max(jnp.abs(x - y)) / jnp.max(jnp.abs(y))))
-    return worst
+    return time_forward_and_gradients(VARIANTS[variant], inputs, grid, cotangent, repeats)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default="custom_vjp,autodiff,per_corner",
-                        help=f"comma-separated, from {sorted(VARIANTS)}")
-    parser.add_argument("--cases", default="3d,2d", help=f"comma-separated, from {sorted(CASES)}")
-    parser.add_argument("--batches", default="1,4", help="comma-separated batch sizes")
-    parser.add_argument("--dtypes", default="float32,bfloat16", help="input dtypes, comma-separated")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls after the warm-up call")
-    args = parser.parse_args(argv)
-    variants = args.variants.split(",")
-    for name in variants:
-        if name not in VARIANTS:
-            parser.error(f"unknown variant {name!r}; choose from {sorted(VARIANTS)}")
-
-    device = jax.devices()[0]
-    print(f"jax {jax.__version__}, {device.platform} ({device.device_kind}), {jax.device_count()} device(s); "
-          f"times in ms; compile and first call reported apart; steady state = median / best of {args.repeats}")
-    header = (f"{'case':<4} {'B':>2} {'dtype':<8} {'variant':<11} | {'fwd compile':>11} {'first':>7} "
-              f"{'median':>8} {'best':>8} {'temp MiB':>8} | {'f+b compile':>11} {'first':>7} {'median':>8} "
-              f"{'best':>8} {'temp MiB':>8} | {'rel diff':>8}")
-    print(header)
-    print("-" * len(header))
-    for case in args.cases.split(","):
-        for batch in (int(b) for b in args.batches.split(",")):
-            for dtype in args.dtypes.split(","):
-                reference = None
-                for name in variants:
-                    *timings, result = bench(name, case, batch, jnp.dtype(dtype), args.repeats)
-                    reference = result if reference is None else reference
-                    cells = [f"{1e3 * compile_s:11.0f} {1e3 * first_s:7.1f} {1e3 * median_s:8.2f} "
-                             f"{1e3 * best_s:8.2f} {temp / 2 ** 20:8.0f}"
-                             for compile_s, first_s, median_s, best_s, temp in timings]
-                    print(f"{case:<4} {batch:>2} {dtype:<8} {name:<11} | {cells[0]} | {cells[1]} | "
-                          f"{relative_difference(result, reference):8.1e}", flush=True)
+    args = parse_args(__doc__, VARIANTS, CASES, {"variants": "custom_vjp,autodiff,per_corner", "cases": "3d,2d",
+                                                 "batches": "1,4", "dtypes": "float32,bfloat16"}, argv)
+    print_table(args, bench)
 
 
 if __name__ == "__main__":
