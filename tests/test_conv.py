@@ -83,6 +83,8 @@ def test_flax_conv_with_it_keeps_its_params_and_values():
     params = plain.init(jax.random.key(1), x)
     assert jax.tree.map(jnp.shape, planar.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
     np.testing.assert_allclose(planar.apply(params, x), plain.apply(params, x), rtol=1e-4, atol=1e-4)
+    eqns = jax.make_jaxpr(lambda p, x: planar.apply(p, x))(params, x).eqns  # flax's call takes the planar path
+    assert "custom_vjp_call" in [str(e.primitive) for e in eqns]
 
 
 def test_bfloat16_inputs_give_bfloat16_values_and_gradients():

@@ -1,11 +1,13 @@
 """How well a pipeline's videos follow their speech, against real toy-world clips (issue 17's demo check).
 
     python tests/reference/demo_lip_sync.py [--checkpoint vasa_jax/assets/demo] [--clips 5] [--out runs/demo_sync]
+                                            [--online-steps 4,10]
 
 For each of `clips` held-out toy people: a 10 s real clip (its first frame is the portrait, its speech the
 audio) and the pipeline's videos of them, offline and online, all scored by `python -m vasa_jax.eval` (the
 download-free lip-sync correlation from dlib's inner-lip landmarks, and Delta-P from poses the pipeline's own
-face model reads back). Prints per-clip figures and the means as JSON. Minutes on a 2-core CPU; not a test.
+face model reads back); with --online-steps, online videos at each of those denoising steps as well ("online_N").
+Prints per-clip figures and the means as JSON. Minutes on a 2-core CPU; not a test.
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--size", type=int, default=256, help="output side of the generated videos")
     parser.add_argument("--out", default="runs/demo_sync")
+    parser.add_argument("--online-steps", default="",
+                        help="comma-separated denoising steps of extra online videos (default: only the model's own)")
     args = parser.parse_args()
 
     from vasa_jax.data import toyworld
     from vasa_jax.io import save_audio, save_image
     from vasa_jax.pipeline import load_pipeline
 
+    online_steps = [int(steps) for steps in args.online_steps.split(",") if steps]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pipeline = load_pipeline(args.checkpoint)
@@ -59,6 +64,7 @@ def main() -> int:
         save_image(portrait, clip.frames[0])
         row = {"clip": n, "real": evaluate(real, speech, args.checkpoint)}
         modes = {"driven": {"drive": str(real)}, "offline": {}, "online": {"online": True}}
+        modes.update({f"online_{steps}": {"online": True, "steps": steps} for steps in online_steps})
         for mode, options in modes.items():
             video = out / f"{mode}_{n}.mp4"
             # crop=False: the toy frame is already the face model's framing (dlib misses some 128-px toy faces).

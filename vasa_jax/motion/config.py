@@ -70,7 +70,13 @@ class MotionConfig:
     # Denoising steps of the online mode when none are asked for. Measured as above (hop 4, look-ahead 1, 8 / 1
     # seams): 4 steps: mouth 0.92, Delta-P 1.08x; 10: 0.91, 1.16x; and at look-ahead 4, 50 steps: 0.89, 1.52x
     # (more steps, more movement between hops). A hop samples a whole window for `hop` frames, W / hop times
-    # the offline cost per frame, so steps are also what real time can least afford.
+    # the offline cost per frame, so steps are also what real time can least afford. The bundled demo's own videos
+    # move more and follow the speech better with more (tests/reference/demo_lip_sync.py --online-steps 10,20, 5
+    # held-out people, 10 s each; 4 / 10 / 20 steps: Delta-P 0.62x / 0.78x / 0.95x the real clips', higher at 10
+    # than at 4 for every one; lip sync 0.02 / 0.17 / 0.20, real clips 0.34), but on a 2-core CPU 10 steps keep
+    # real time only on a quiet machine (python -m vasa_jax.bench --realtime --online-steps N: 43 / 34 / 17
+    # frames/s of compute, 95th percentile 0.21 / 0.24 / 14 s; on the same machine busier, 29 / 30 frames/s at 4 /
+    # 10 steps with 0.32 / 0.81 s): 4 it stays, and --steps asks for more.
     online_sample_steps: int = 4
     # Classifier-free guidance scale lambda_c per condition (VASA-1's defaults: audio 0.5, gaze 1.0). A condition
     # with scale 0 costs no extra pass.
