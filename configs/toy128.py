@@ -19,6 +19,12 @@ smoother but no sharper than the 64 px model's upscaled, dlib finds no face in i
 --size 256), and in the frames looked at neither model draws the demo portrait's mouth (a thin closed line) at
 all. The 16^3 volume is the likely limit: at 128 px a volume cell is 8 pixels and the mouth about three cells
 wide; the next try is volume_size 32, trained from scratch.
+Its cost, measured with the planar CPU convolutions (vasa_jax.ops.conv): this config with volume_size 32,
+appearance_widths (48, 64), warp_widths (64, 32, 16, 16), decoder_up_widths (32, 16) decodes a frame in 1.4
+GFLOP and 59 ms (python -m vasa_jax.bench --quick, batch 3) and its online mode falls behind real time (18.5
+frames/s of compute; the 64 px demo made 36.3 in the same session), and a training step (batch 8) took 9 s
+(steps 2-10 of a run, nothing else running): 1500 steps would be ~4 hours. So a 32^3 volume at 128 px needs
+narrower 3-D widths (about a third of the decode cost) to stay real time here.
 """
 
 from pathlib import Path
