@@ -72,7 +72,7 @@ class MotionConfig:
     # (more steps, more movement between hops). A hop samples a whole window for `hop` frames, W / hop times
     # the offline cost per frame, so steps are also what real time can least afford. The bundled demo's own videos
     # move more and follow the speech better with more (tests/reference/demo_lip_sync.py --online-steps 10,20, 5
-    # held-out people, 10 s each; 4 / 10 / 20 steps: Delta-P 0.62x / 0.78x / 0.95x the real clips', higher at 10
+    # held-out people, 10 s each; 4 / 10 / 20 steps: Delta-P 0.61x / 0.78x / 0.95x the real clips', higher at 10
     # than at 4 for every one; lip sync 0.02 / 0.17 / 0.20, real clips 0.34), but on a 2-core CPU 10 steps keep
     # real time only on a quiet machine (python -m vasa_jax.bench --realtime --online-steps N: 43 / 34 / 17
     # frames/s of compute, 95th percentile 0.21 / 0.24 / 14 s; on the same machine busier, 29 / 30 frames/s at 4 /
