@@ -31,16 +31,23 @@ def _save(workdir: Path, config, state) -> None:
     checkpointer.close()
 
 
-def make_workdirs(root: Path, config_file: str = "configs/tiny.py") -> tuple[Path, Path]:
-    """(stage-1 workdir, stage-2 workdir trained "on its motion"), both with one checkpoint of random params."""
-    config = load_config(config_file)
-    face_dir, motion_dir = root / "face", root / "motion"
+def random_face_workdir(workdir: Path, config) -> FaceTrainer:
+    """A stage-1 workdir of `config` holding one checkpoint of random params (no training, nothing compiled)."""
     trainer = FaceTrainer(config)
     key = jax.random.key(0)
     # Only the params matter for sampling; the rest of the state (discriminator, optimiser) keeps its shapes.
     state = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), jax.eval_shape(trainer.init_state, key))
     params = random_params(jax.eval_shape(trainer.face.init, key))
-    _save(face_dir, config, state.replace(params=params, ema_params=params))
+    _save(workdir, config, state.replace(params=params, ema_params=params))
+    return trainer
+
+
+def make_workdirs(root: Path, config_file: str = "configs/tiny.py") -> tuple[Path, Path]:
+    """(stage-1 workdir, stage-2 workdir trained "on its motion"), both with one checkpoint of random params."""
+    config = load_config(config_file)
+    face_dir, motion_dir = root / "face", root / "motion"
+    trainer = random_face_workdir(face_dir, config)
+    key = jax.random.key(0)
 
     config.motion.motion_dim = trainer.face.motion_dim
     config.motion.audio_dim, config.motion.emotion_dim = 80, 1

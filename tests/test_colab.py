@@ -7,6 +7,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from fast_xla import xla_flags
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "colab" / "vasa_jax_colab.ipynb"
 
@@ -26,8 +28,7 @@ def test_notebook_runs_headless_on_small_settings(tmp_path):
                PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                # One device, and XLA's CPU compiler at its cheapest: compiling the stage-1 step dominates, and
                # these few steps do not need fast code.
-               XLA_FLAGS="--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0 "
-                         "--xla_llvm_disable_expensive_passes=true")
+               XLA_FLAGS=xla_flags(devices=1))
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)  # raises CellExecutionError, with the cell and its traceback, if any cell fails

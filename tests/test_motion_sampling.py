@@ -123,8 +123,10 @@ def test_windows_continue_their_context(params, features):
                                        sampler="ddpm"))
     plain = np.asarray(sample_windows(params, features[1], CONTROLS, jax.random.key(7),
                                       config=dataclasses.replace(MOTION, seam_frames=0), sampler="ddpm"))
-    np.testing.assert_allclose(motion[:W], plain[:W], rtol=1e-5, atol=1e-5)  # the first window has no context
     scale = np.abs(plain).max()
+    # The first window has no context. The two programs differ, so XLA may order their float sums differently:
+    # equal to float32 rounding accumulated over the DDPM steps, relative to the motion's scale.
+    np.testing.assert_allclose(motion[:W], plain[:W], rtol=0, atol=1e-5 * scale)
     for start in (W, 2 * W):  # the motion's own last step goes on across the boundary
         np.testing.assert_allclose(motion[start] - motion[start - 1], motion[start - 1] - motion[start - 2],
                                    atol=1e-4 * scale)

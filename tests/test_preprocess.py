@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fast_xla import COMPILER_OPTIONS
 from vasa_jax.data import faces, preprocess
 from vasa_jax.data.preprocess import Settings, heldout_identities, identity_of, resample_frames
 from vasa_jax.data.shards import MANIFEST, ClipShardSource, decode_record, encode_record, read_clip
@@ -241,11 +242,10 @@ def test_one_stage1_training_step_on_shards(straight):
     assert (batch["identity"] != batch["other_identity"]).all()
     train_ids = {straight[1]["identities"].index(n) for n in straight[1]["splits"]["train"]["identities"]}
     assert set(batch["identity"].tolist()) | set(batch["other_identity"].tolist()) <= train_ids
-    # XLA's CPU backend spends most of a minute optimising this step; the computation is the same without it.
-    fast = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    # Compiled cheaply (fast_xla.py): XLA's CPU backend spends most of a minute optimising this step otherwise.
     key = jax.random.key(0)
-    state = jax.jit(trainer.init_state).lower(key).compile(compiler_options=fast)(key)
-    step = jax.jit(trainer.step).lower(state, batch, key).compile(compiler_options=fast)
+    state = jax.jit(trainer.init_state).lower(key).compile(compiler_options=COMPILER_OPTIONS)(key)
+    step = jax.jit(trainer.step).lower(state, batch, key).compile(compiler_options=COMPILER_OPTIONS)
     _, metrics = step(state, batch, key)
     for name, value in metrics.items():
         assert np.isfinite(float(value)), name
@@ -317,8 +317,7 @@ def test_one_stage2_training_step_on_shards(straight, tmp_path):
 
     from vasa_jax.config import load_config
     from vasa_jax.data.motion_data import MotionCache, build_cache, motion_window_batches
-    from vasa_jax.train.checkpoint import Checkpointer
-    from vasa_jax.train.face import FaceTrainer
+    from pipeline_models import random_face_workdir
     from vasa_jax.train.motion import MotionTrainer, cache_stats, resolve_config
 
     out, manifest, _ = straight
@@ -326,12 +325,7 @@ def test_one_stage2_training_step_on_shards(straight, tmp_path):
     config.data.source, config.data.shards = "shards", str(out)
     config.motion_data.source, config.motion_data.face_workdir = "shards", str(tmp_path / "face")
     config.motion_data.cache_dir = str(tmp_path / "cache")
-    face = FaceTrainer(config)  # an untrained stage-1 model is enough to give motion vectors
-    checkpointer = Checkpointer(str(tmp_path / "face"), config=config)
-    key = jax.random.key(0)
-    fast = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-    checkpointer.save(0, jax.jit(face.init_state).lower(key).compile(compiler_options=fast)(key), force=True)
-    checkpointer.close()
+    face = random_face_workdir(tmp_path / "face", config)  # an untrained stage-1 model gives motion vectors too
 
     cache = MotionCache(build_cache(config, "train"))
     clips = [c for c in manifest["clips"] if c["split"] == "train"]
