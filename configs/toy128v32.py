@@ -1,5 +1,5 @@
-"""toy128v32: configs/toy128.py with a 32^3-class appearance volume (8 x 32 x 32) and narrow 3-D widths, sized to
-keep the online mode real time on a 2-core CPU. The candidate renderer for a 128 px demo; not yet trained.
+"""toy128v32: configs/toy128.py with an 8 x 32 x 32 appearance volume (toy128's: 8 x 16 x 16) and narrow widths, sized
+to keep the online mode real time on a 2-core CPU. The candidate renderer for a 128 px demo; not yet trained.
 
 Why: at 128 px configs/toy128.py's 16 x 16 volume gives the mouth about three cells, and its 700-step fine-tune
 was no sharper than the 64 px demo upscaled. The same volume at 32 x 32 with toy.py's widths decodes a frame in
@@ -10,9 +10,9 @@ bundled demo in the same session gave 47.7 frames/s, first frame 198 ms, p95 207
 last warp width of 8 halve the 3-D cost (1.40 -> 0.74 GFLOP); the upsampling blocks at 64 and 128 px are most of
 what remains, hence decoder_up_widths (24, 8): 0.52 GFLOP a frame (toy.py 0.40, toy128.py 0.57); online 35.9
 frames/s, first frame 221 ms, p50 181 ms, p95 230 ms, keeps up. ((16, 8) gives 0.46 GFLOP and 37.8 frames/s.)
-The recipe below, run for 6 steps from the bundled demo and exported with --motion-from it (untrained, so its
-faces are noise), keeps real time in the same way: online 31.1 frames/s, first frame 261 ms, p95 244 ms (the
-demo 46.1, 217 ms, 209 ms in that session). Training cost: 5.8 s a step (batch 8, encoders frozen; 6.3 s with
+The recipe below, run for 6 steps from the bundled demo and exported with --motion-from it (its cost is a
+trained model's), keeps real time in the same way: online 31.1 frames/s, first frame 261 ms, p95 244 ms (the demo
+46.1, 217 ms, 209 ms in that session). Training cost: 5.8 s a step (batch 8, encoders frozen; 6.3 s with
 every part training) against toy.py's 2.5 s, so its 3000 steps are about 5 hours of this CPU: a run for a GPU.
 
 How: as configs/toy128.py, the identity and motion encoders read 64 px and stay frozen as a toy.py model has them
