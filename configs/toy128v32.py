@@ -23,12 +23,12 @@ How: as configs/toy128.py, the identity and motion encoders read 64 px and stay 
 
 Measured, the recipe above run 1700 steps (python train.py face --config configs/toy128v32.py --workdir <run>
 --config.face_train.init_from=vasa_jax/assets/demo, steps 500 -> 1700 resumed with --config.face_train.steps=1700,
-so its cosine schedule ends there; about 2 h 15 min on this CPU at 4-5 s a step): train-batch PSNR 16.5 dB at step
+so its cosine schedule ends there; 2 h 12 min on this CPU at 4-5 s a step): train-batch PSNR 16.5 dB at step
 100, 20.5 at 375, 21.4 at 700, 22.5 at 1000, 23.0-23.2 at 1400-1700. python -m
 vasa_jax.face.evaluate --pairs 512: self-reenactment 23.2 dB (the 64 px demo: 25.3), SSIM 0.76, cross-identity
 20.7 dB, over the mouth 24.1 dB, cross pose error 2.1 degrees. Its faces are blocky at the volume's cells and draw
 eyes and noses but no mouth, and dlib finds no face in its demo video (exported --motion-from the demo, sample.py
---size 256), so the lip-sync score cannot be read. It needs the full 3000 steps or more: a run for a GPU.
+--size 256), so the lip-sync score cannot be read. More steps (its 3000) are not measured yet: a run for a GPU.
 That exported model keeps real time (python -m vasa_jax.bench --checkpoint <it> --realtime): first frame
 232 ms, p50 182 ms, p95 231 ms, 35.3 frames/s of compute, keeps up.
 """
