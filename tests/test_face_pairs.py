@@ -50,6 +50,7 @@ def test_example_shapes_and_dtypes():
         assert ex[key].shape == (6,) and ex[key].dtype == np.float32
     assert ex["has_pose"].dtype == np.bool_ and bool(ex["has_pose"])
     assert ex["driver_mouth"].shape == (4,) and ex["driver_mouth"].dtype == np.float32 and bool(ex["has_mouth"])
+    assert ex["driver_lip_opening"].shape == () and ex["driver_lip_opening"].dtype == np.float32
     assert ex["identity"].dtype == np.int32 and ex["other_identity"].dtype == np.int32
 
 
@@ -203,6 +204,8 @@ def test_the_mouth_region_holds_the_lips_and_little_else():
         x0, y0, x1, y1 = src[index]["driver_mouth"]
         assert ((lips[:, 0] > x0) & (lips[:, 0] < x1)).all() and ((lips[:, 1] > y0) & (lips[:, 1] < y1)).all()
         assert (x1 - x0) * (y1 - y0) < 0.1  # a tenth of the image at most: the mouth, not the face
+        # The lip-opening label is the driver frame's true mouth opening.
+        assert src[index]["driver_lip_opening"] == np.float32(truth["mouth_open"][plan.driver_frame])
     # Square, centred on the points, the larger extent times MOUTH_BOX_SCALE, clipped to the image.
     np.testing.assert_allclose(mouth_box(np.array([[0.4, 0.6], [0.6, 0.7]])), [0.36, 0.51, 0.64, 0.79], atol=1e-6)
     np.testing.assert_allclose(mouth_box(np.array([[0.9, 0.9], [1.0, 1.0]]))[2:], [1.0, 1.0])

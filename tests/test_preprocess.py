@@ -239,6 +239,14 @@ def test_one_stage1_training_step_on_shards(straight):
     x0, y0, x1, y1 = batch["driver_mouth"].T
     assert ((0 <= x0) & (x0 < x1) & (x1 <= 1) & (0 <= y0) & (y0 < y1) & (y1 <= 1)).all()
     assert ((y0 + y1) / 2 > 0.5).all()  # the mouth sits in the lower half of the project's crop
+    # The lip-opening label is the evaluation's landmark measure of the driver frame (faces.mouth_opening).
+    from vasa_jax.data.face_pairs import ShardPairSource
+    from vasa_jax.data.shards import read_clip
+
+    source = ShardPairSource(straight[0], trainer.face.image_size)
+    plan = source.plan(0)
+    landmarks = read_clip(source.clips.record(plan.clip), frames=[plan.driver_frame])["landmarks"]
+    assert source[0]["driver_lip_opening"] == faces.mouth_opening(landmarks[plan.driver_frame])
     assert (batch["identity"] != batch["other_identity"]).all()
     train_ids = {straight[1]["identities"].index(n) for n in straight[1]["splits"]["train"]["identities"]}
     assert set(batch["identity"].tolist()) | set(batch["other_identity"].tolist()) <= train_ids

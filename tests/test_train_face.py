@@ -10,6 +10,7 @@ import pytest
 from vasa_jax.config import load_config
 from vasa_jax.data.face_pairs import FacePairSource
 from vasa_jax.errors import ConfigError
+from vasa_jax.face import POSE_DIM
 from vasa_jax.train.face import FaceTrainer, load_face_checkpoint, train_face
 from vasa_jax.train.parallel import compile_step, make_mesh, replicate, shard_batch
 
@@ -60,6 +61,18 @@ def test_mouth_loss_is_the_l1_over_the_mouth_region_where_the_data_has_one(train
     one = dict(batch, has_mouth=np.array([True, False]))
     _, (first, _) = loss(state.params, state.extra["disc_params"], one)
     np.testing.assert_allclose(float(first["mouth"]), expected[0], rtol=1e-5)
+
+
+def test_lip_opening_loss_is_the_l1_of_the_first_dynamics_entry_where_the_data_has_lips(trainer, state, batch):
+    loss = jax.jit(trainer.generator_loss)
+    _, (terms, out) = loss(state.params, state.extra["disc_params"], batch)
+    first = np.asarray(out["motion_j"])[:, POSE_DIM]
+    errors = np.abs(first - batch["driver_lip_opening"])
+    np.testing.assert_allclose(float(terms["lip_opening"]), errors.mean(), rtol=1e-5)
+    _, (one, _) = loss(state.params, state.extra["disc_params"], dict(batch, has_mouth=np.array([False, True])))
+    np.testing.assert_allclose(float(one["lip_opening"]), errors[1], rtol=1e-5)
+    _, (none, _) = loss(state.params, state.extra["disc_params"], dict(batch, has_mouth=np.zeros(2, bool)))
+    assert float(none["lip_opening"]) == 0.0
 
 
 def test_every_module_gets_finite_nonzero_gradients(trainer, state, batch):
@@ -202,3 +215,38 @@ def test_a_larger_renderer_starts_from_a_smaller_model_and_keeps_its_motion_spac
     lone.face_train.freeze = ("motion",)
     with pytest.raises(ConfigError, match="init_from is empty"):
         train_face(lone, str(tmp_path / "lone"), quiet=True)
+
+
+def test_motion_labels_only_trains_the_motion_encoder_alone_and_keeps_the_rest_of_its_dynamics(tmp_path, batch):
+    """face_train.motion_labels_only: the lip label is taught to init_from's motion encoder with no decode; every
+    other part stays bit-exact, and z_dyn's other entries are held to the starting encoder's (motion_kept)."""
+    from pipeline_models import random_face_workdir
+
+    start_from = tmp_path / "start"
+    random_face_workdir(start_from, load_config("configs/tiny.py"))
+    config = load_config("configs/tiny.py")
+    config.face_train.init_from = str(start_from)
+    config.face_train.motion_labels_only = True
+    config.face_train.loss.lip_opening = 10.0
+    config.face_train.warmup_steps = 0
+    trainer = FaceTrainer(config)
+    start = jax.jit(trainer.init_state)(jax.random.key(0))
+    assert set(start.extra) == {"teacher_motion"}  # no discriminator in this mode
+    total, terms = jax.jit(trainer.labels_loss)(start.params, start.extra["teacher_motion"], batch)
+    assert float(terms["motion_kept"]) == 0.0 and float(terms["lip_opening"]) > 0.0
+    step = jax.jit(trainer.step)
+    after = start
+    for _ in range(3):
+        after, metrics = step(after, batch, jax.random.key(0))
+    assert set(metrics) == {"loss", "loss/pose", "loss/lip_opening", "loss/motion_kept"}
+    for part, group in after.params.items():
+        same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), jax.tree.leaves(start.params[part])))
+        assert same == (part != "motion"), part
+    for a, b in zip(jax.tree.leaves(after.extra["teacher_motion"]), jax.tree.leaves(start.params["motion"])):
+        np.testing.assert_array_equal(a, b)  # the reference stays the starting encoder
+    _, moved = jax.jit(trainer.labels_loss)(after.params, after.extra["teacher_motion"], batch)
+    assert float(moved["lip_opening"]) < float(terms["lip_opening"])
+
+    config.face_train.init_from = ""
+    with pytest.raises(ConfigError, match="motion_labels_only"):
+        train_face(config, str(tmp_path / "none"), quiet=True)

@@ -53,11 +53,16 @@ def default_config() -> ml_collections.ConfigDict:
     loss.identity = 4.0  # cross-identity transfer keeps the source's identity features (needs identity_net)
     loss.pose = 1.0  # z_pose against pose labels where the data has them
     loss.mouth = 0.0  # L1 over the mouth region where the data has lip landmarks (configs/toy.py: measured)
+    loss.lip_opening = 0.0  # the first z_dyn entry against the lip opening where the data has lip landmarks
+    loss.motion_kept = 10.0  # motion_labels_only: the rest of z_dyn against init_from's encoder (L1)
     config.face_train.loss = loss
     config.face_train.init_from = ""  # fine-tune: a stage-1 workdir or a pipeline checkpoint to start from
     # init_from a model of another architecture (another resolution, say): take every weight whose name and shape
     # agree, a fresh init for the rest
     config.face_train.init_partial = False
+    # Train only init_from's motion encoder, toward the labels (pose, lip opening) with the rest of its z_dyn kept
+    # (vasa_jax/train/face.py): a cheap first step before a full fine-tune with a new label term.
+    config.face_train.motion_labels_only = False
     # Networks kept as init_from has them (names of FaceNetwork's parts: appearance, identity, motion,
     # warp_to_canonical, warp_from_canonical, decoder). Freezing identity and motion keeps the motion space, so a
     # stage-2 model trained on the old face drives the new one.

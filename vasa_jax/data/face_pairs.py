@@ -25,6 +25,7 @@ from absl import flags
 from PIL import Image
 
 from vasa_jax.data import toyworld
+from vasa_jax.data.faces import mouth_opening
 from vasa_jax.data.shards import ClipShardSource, read_clip
 from vasa_jax.errors import ConfigError
 
@@ -40,10 +41,12 @@ _MAX_CLIP_SEED = 2**31 - 1
 # One example: images uint8 [S, S, 3]; poses float32 [6] in toyworld.POSE_KEYS order (yaw, pitch, roll in
 # degrees, tx, ty, scale); has_pose bool (False where the data has no pose labels: the pose loss skips it);
 # driver_mouth float32 [4]: the driver's mouth region (x0, y0, x1, y1) as fractions of the image, has_mouth bool
-# (False where the data has no landmarks: the mouth loss skips it); identity, other_identity int32. A batch adds a
+# (False where the data has no landmarks: the mouth loss skips it); driver_lip_opening float32: how open the
+# driver's mouth is (the toy world's true mouth_open; in video faces.mouth_opening of its landmarks; 0 where
+# has_mouth is False), the label of face_train.loss.lip_opening; identity, other_identity int32. A batch adds a
 # leading axis [B, ...] to every entry.
 EXAMPLE_KEYS = ("source", "driver", "other", "source_pose", "driver_pose", "other_pose", "has_pose", "driver_mouth",
-                "has_mouth", "identity", "other_identity")
+                "has_mouth", "driver_lip_opening", "identity", "other_identity")
 MOUTH_BOX_SCALE = 1.4  # the mouth region's side over the lips' larger extent: lips, teeth and the chin's top
 _TOY_LIP_POINTS = ("mouth_l", "mouth_r", "upper_lip", "lower_lip")
 _DLIB_OUTER_LIPS = slice(48, 60)  # iBUG 68-point order
@@ -155,24 +158,26 @@ class FacePairSource:
 
     def __getitem__(self, index: int) -> dict:
         p = self.plan(index)
-        frames, poses, lips = self._render(p.identity, p.clip, [p.source_frame, p.driver_frame])
-        other, other_pose, _ = self._render(p.other_identity, p.other_clip, [p.other_frame])
+        frames, poses, lips, mouth_open = self._render(p.identity, p.clip, [p.source_frame, p.driver_frame])
+        other, other_pose, _, _ = self._render(p.other_identity, p.other_clip, [p.other_frame])
         return {
             "source": frames[0], "driver": frames[1], "other": other[0],
             "source_pose": poses[0], "driver_pose": poses[1], "other_pose": other_pose[0],
             "has_pose": np.bool_(True), "driver_mouth": mouth_box(lips[1]), "has_mouth": np.bool_(True),
+            "driver_lip_opening": mouth_open[1],
             "identity": np.int32(p.identity), "other_identity": np.int32(p.other_identity),
         }
 
-    def _render(self, identity: int, clip: int, frames: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frames uint8 [F, S, S, 3], their poses float32 [F, 6] and lip points [F, 4, 2] (fractions of the image)
-        of one clip's performance."""
+    def _render(self, identity: int, clip: int, frames: list[int]):
+        """Frames uint8 [F, S, S, 3], their poses float32 [F, 6], lip points [F, 4, 2] (fractions of the image)
+        and true mouth openings float32 [F] of one clip's performance."""
         _, truth = toyworld.perform(clip, identity=identity, seconds=self.clip_seconds, audio=False)
         state = {key: np.asarray(truth[key])[frames] for key in toyworld.STATE_KEYS}
         person = toyworld.sample_identity(identity)
         images = toyworld.render(person, state, self.image_size, supersample=self.supersample)
         lips = toyworld.landmarks(person, state)[:, [toyworld.LANDMARKS.index(name) for name in _TOY_LIP_POINTS]]
-        return images, toyworld.pose_vectors(state), (lips + 1.0) / 2.0  # image coordinates [-1, 1] -> fractions
+        lips = (lips + 1.0) / 2.0  # image coordinates [-1, 1] -> fractions
+        return images, toyworld.pose_vectors(state), lips, state["mouth_open"].astype(np.float32)
 
 
 class ShardPairSource:
@@ -249,13 +254,15 @@ class ShardPairSource:
         pair = clip["frames"]
         other = read_clip(self.clips.record(p.other_clip), frames=[p.other_frame])["frames"]
         zero = np.zeros(len(toyworld.POSE_KEYS), np.float32)
-        lips = np.asarray(clip["landmarks"][p.driver_frame], np.float32)[_DLIB_OUTER_LIPS] / pair.shape[1]
+        landmarks = np.asarray(clip["landmarks"][p.driver_frame], np.float32)
+        lips = landmarks[_DLIB_OUTER_LIPS] / pair.shape[1]
         found = bool(np.isfinite(lips).all())  # landmarks exist for every frame (tracked between detections)
         return {
             "source": self._resize(pair[0]), "driver": self._resize(pair[1]), "other": self._resize(other[0]),
             "source_pose": zero, "driver_pose": zero, "other_pose": zero,
             "has_pose": np.bool_(False),
             "driver_mouth": mouth_box(lips) if found else np.zeros(4, np.float32), "has_mouth": np.bool_(found),
+            "driver_lip_opening": mouth_opening(landmarks) if found else np.float32(0),
             "identity": np.int32(p.identity), "other_identity": np.int32(p.other_identity),
         }
 

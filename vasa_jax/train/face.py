@@ -11,7 +11,15 @@ Per example: a source frame i and a driver frame j of one clip, and a frame x of
     mouth             L1 of the reconstruction over the driver's mouth region where the data has lip landmarks
                       (LivePortrait's lip-region term: at a small resolution the mouth is a few pixels, which a
                       whole-image loss barely sees, and lip sync is what stage 2 needs the motion to carry)
+    lip opening       the driver's first dynamics entry against its lip opening where the data has lip landmarks
+                      (face_pairs.lip_opening): reconstruction alone left the toy demo's dynamics latent nearly
+                      blind to the mouth, which no renderer or motion model downstream can make up for
     adversarial       multi-scale patch discriminator, hinge loss, plus feature matching on the reconstruction
+
+face_train.motion_labels_only: a cheaper first step of a fine-tune that adds a label (lip opening): only the
+motion encoder of face_train.init_from's model trains, on the pose and lip-opening terms and on `motion_kept`
+(the rest of z_dyn against what that model's encoder gives, so its renderer still reads it); no decode, no
+discriminator. Its checkpoint is a face model like any other, for a full fine-tune to start from.
 """
 
 from __future__ import annotations
@@ -63,7 +71,10 @@ class FaceTrainer:
         self.perceptual = make_perceptual_loss(train.vgg19_weights)
         self.discriminator = MultiScaleDiscriminator(scales=train.discriminator_scales,
                                                      widths=tuple(train.discriminator_widths))
+        self.labels_only = bool(train.get("motion_labels_only", False))
         self.frozen = tuple(train.get("freeze", ()))
+        if self.labels_only:
+            self.frozen = tuple(part for part in FACE_PARTS if part != "motion")
         unknown = sorted(set(self.frozen) - set(FACE_PARTS))
         if unknown:
             raise ConfigError(f"face_train.freeze: unknown part(s) {unknown}; the face model's parts are {FACE_PARTS}")
@@ -103,6 +114,9 @@ class FaceTrainer:
     def init_state(self, key) -> TrainState:
         k_face, k_disc = jax.random.split(key)
         params = self.face.init(k_face) if self.initial_params is None else self.initial_params
+        if self.labels_only:  # the starting motion encoder, what motion_kept holds the rest of z_dyn to
+            return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
+                                     extra={"teacher_motion": params["motion"]})
         size = self.face.image_size
         disc_params = jax.jit(self.discriminator.init)(k_disc, jnp.zeros((1, size, size, 3)))["params"]
         return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
@@ -129,16 +143,24 @@ class FaceTrainer:
                     transfer=transfer, motion_i=m_i, motion_j=m_j, motion_x=m_x)
 
     def _pose_loss(self, out, batch):
+        """Mean over the frames whose motion `out` holds (motion_i, motion_j, motion_x)."""
         scale = jnp.asarray(POSE_SCALE)
         has = jnp.asarray(batch["has_pose"], jnp.float32)
+        pairs = [(m, key) for m, key in (("motion_i", "source_pose"), ("motion_j", "driver_pose"),
+                                         ("motion_x", "other_pose")) if m in out]
         err = 0.0
-        for motion, key in (("motion_i", "source_pose"), ("motion_j", "driver_pose"), ("motion_x", "other_pose")):
+        for motion, key in pairs:
             diff = jnp.abs(out[motion][:, :POSE_DIM] - jnp.asarray(batch[key], jnp.float32)) / scale
             err = err + (diff.mean(axis=1) * has).sum() / jnp.maximum(has.sum(), 1.0)
-        return err / 3
+        return err / len(pairs)
 
     def _mouth_loss(self, out, batch):
         err = mouth_mean(jnp.abs(out["recon"] - out["driver"]), batch["driver_mouth"])
+        has = jnp.asarray(batch["has_mouth"], jnp.float32)
+        return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
+
+    def _lip_opening_loss(self, out, batch):
+        err = jnp.abs(out["motion_j"][:, POSE_DIM] - jnp.asarray(batch["driver_lip_opening"], jnp.float32))
         has = jnp.asarray(batch["has_mouth"], jnp.float32)
         return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
 
@@ -154,6 +176,7 @@ class FaceTrainer:
             "pairwise_transfer": jnp.abs(out["from_i"] - out["from_j"]).mean(),
             "pose": self._pose_loss(out, batch),
             "mouth": self._mouth_loss(out, batch),
+            "lip_opening": self._lip_opening_loss(out, batch),
         }
         real = self.discriminator.apply({"params": disc_params}, out["driver"])
         fake = self.discriminator.apply({"params": disc_params}, jnp.concatenate([out["recon"], out["transfer"]]))
@@ -166,6 +189,17 @@ class FaceTrainer:
         total = sum(w[name] * value for name, value in terms.items())
         return total, (terms, out)
 
+    def labels_loss(self, params, teacher_motion, batch):
+        """motion_labels_only: the motion encoder's label terms and motion_kept, on the driver frames (the lip
+        label's); (total, terms)."""
+        driver = self._images(batch)[1]
+        motion = self.face.encode_motion(params, driver)
+        kept = self.face.encode_motion(dict(params, motion=teacher_motion), driver)
+        out = {"motion_j": motion}
+        terms = {"pose": self._pose_loss(out, batch), "lip_opening": self._lip_opening_loss(out, batch),
+                 "motion_kept": jnp.abs(motion[:, POSE_DIM + 1:] - kept[:, POSE_DIM + 1:]).mean()}
+        return sum(self.weights[name] * value for name, value in terms.items()), terms
+
     def discriminator_loss(self, disc_params, out):
         fakes = jax.lax.stop_gradient(jnp.concatenate([out["recon"], out["transfer"]]))
         real = self.discriminator.apply({"params": disc_params}, out["driver"])
@@ -175,6 +209,11 @@ class FaceTrainer:
     def step(self, state: TrainState, batch, key):
         """One simultaneous generator and discriminator update: pure (state, batch, key) -> (state, metrics)."""
         del key  # the step is deterministic; the key is there for the loop's uniform signature
+        if self.labels_only:
+            (loss, terms), grads = jax.value_and_grad(self.labels_loss, has_aux=True)(
+                state.params, state.extra["teacher_motion"], batch)
+            new_state = state.apply_gradients(grads, self.config.face_train.ema_decay)
+            return new_state, {"loss": loss, **{f"loss/{k}": v for k, v in terms.items()}}
         disc_params = state.extra["disc_params"]
         (g_loss, (terms, out)), g_grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
             state.params, disc_params, batch)
@@ -212,6 +251,9 @@ def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
     if config.face_train.get("freeze") and not config.face_train.get("init_from"):
         raise ConfigError(f"face_train.freeze={list(config.face_train.freeze)} keeps parts as face_train.init_from has "
                           "them, and init_from is empty; give the stage-1 workdir or pipeline folder to start from")
+    if config.face_train.get("motion_labels_only") and not config.face_train.get("init_from"):
+        raise ConfigError("face_train.motion_labels_only teaches the motion encoder of face_train.init_from's model, "
+                          "and init_from is empty; give the stage-1 workdir or pipeline folder to start from")
     trainer = FaceTrainer(config)
     train = config.face_train
     if trainer.init_report and not quiet:
