@@ -12,7 +12,7 @@ Per example: a source frame i and a driver frame j of one clip, and a frame x of
                       (LivePortrait's lip-region term: at a small resolution the mouth is a few pixels, which a
                       whole-image loss barely sees, and lip sync is what stage 2 needs the motion to carry)
     lip opening       the driver's first dynamics entry against its lip opening where the data has lip landmarks
-                      (face_pairs.lip_opening): reconstruction alone left the toy demo's dynamics latent nearly
+                      (face_pairs' driver_lip_opening): reconstruction alone left the toy demo's dynamics latent nearly
                       blind to the mouth, which no renderer or motion model downstream can make up for
     adversarial       multi-scale patch discriminator, hinge loss, plus feature matching on the reconstruction
 
@@ -207,7 +207,8 @@ class FaceTrainer:
         return hinge_discriminator_loss(real, fake)
 
     def step(self, state: TrainState, batch, key):
-        """One simultaneous generator and discriminator update: pure (state, batch, key) -> (state, metrics)."""
+        """One simultaneous generator and discriminator update (with motion_labels_only, a motion-encoder update):
+        pure (state, batch, key) -> (state, metrics)."""
         del key  # the step is deterministic; the key is there for the loop's uniform signature
         if self.labels_only:
             (loss, terms), grads = jax.value_and_grad(self.labels_loss, has_aux=True)(
