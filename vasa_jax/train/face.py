@@ -54,6 +54,11 @@ def psnr(a, b):
     return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
 
 
+def _labelled_mean(err, has):
+    """Mean of per-example errors [B] over the examples whose data has the label (has [B], 0 / 1); 0 if none."""
+    return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
+
+
 class FaceTrainer:
     """Builds the stage-1 state and step from a config (the face and face_train sections)."""
 
@@ -151,18 +156,16 @@ class FaceTrainer:
         err = 0.0
         for motion, key in pairs:
             diff = jnp.abs(out[motion][:, :POSE_DIM] - jnp.asarray(batch[key], jnp.float32)) / scale
-            err = err + (diff.mean(axis=1) * has).sum() / jnp.maximum(has.sum(), 1.0)
+            err = err + _labelled_mean(diff.mean(axis=1), has)
         return err / len(pairs)
 
     def _mouth_loss(self, out, batch):
         err = mouth_mean(jnp.abs(out["recon"] - out["driver"]), batch["driver_mouth"])
-        has = jnp.asarray(batch["has_mouth"], jnp.float32)
-        return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
+        return _labelled_mean(err, jnp.asarray(batch["has_mouth"], jnp.float32))
 
     def _lip_opening_loss(self, out, batch):
         err = jnp.abs(out["motion_j"][:, POSE_DIM] - jnp.asarray(batch["driver_lip_opening"], jnp.float32))
-        has = jnp.asarray(batch["has_mouth"], jnp.float32)
-        return (err * has).sum() / jnp.maximum(has.sum(), 1.0)
+        return _labelled_mean(err, jnp.asarray(batch["has_mouth"], jnp.float32))
 
     def generator_loss(self, params, disc_params, batch):
         # Frozen parts get no gradient at all (set_to_zero would discard it; XLA then never computes it).
