@@ -97,9 +97,16 @@ def test_driving_pose_moves_the_face_like_the_toy_world(pose, expected_move):
     np.testing.assert_allclose(spot_position(back), spot_position(nose), atol=0.03)
 
 
-def test_every_parameter_gets_a_finite_nonzero_gradient(face):
+@pytest.mark.parametrize("enhancer", [False, True])
+def test_every_parameter_gets_a_finite_nonzero_gradient(face, enhancer):
     model, params = face
+    if enhancer:
+        model = WarpingFaceModel(ENHANCED)
+        params = model.init(jax.random.key(6))
     source, driver = images(2, 1), images(2, 2)
+    if enhancer:
+        source, driver = (jax.image.resize(x, (2, model.image_size, model.image_size, 3), "linear")
+                          for x in (source, driver))
 
     def loss(p):
         v_app, z_id = model.encode_source(p, source)
@@ -110,6 +117,37 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(face):
         name = jax.tree_util.keystr(path)
         assert np.all(np.isfinite(g)), name
         assert np.any(np.asarray(g) != 0), name
+
+
+ENHANCED = dataclasses.replace(CONFIG, image_size=2 * CONFIG.image_size, enhancer_widths=(8,))
+
+
+def test_an_enhancer_reads_and_renders_through_its_base_model():
+    """With an enhancer the warping model is the base: the encoders read the image at base_size, and a new
+    enhancer (its output layer near zero) renders the base's image upscaled; its conditioning on the motion gets
+    gradients from the start (test_every_parameter_gets_a_finite_nonzero_gradient covers the rest)."""
+    base, enhanced = WarpingFaceModel(CONFIG), WarpingFaceModel(ENHANCED)
+    params = enhanced.init(jax.random.key(4))
+    assert set(params) - {"enhancer"} == set(base.init(jax.random.key(4)))  # same names: a base's weights fit
+    base_params = {k: v for k, v in params.items() if k != "enhancer"}
+    big = jnp.asarray(np.random.default_rng(5).random((2, ENHANCED.image_size, ENHANCED.image_size, 3)), jnp.float32)
+    small = jax.image.resize(big, (2, CONFIG.image_size, CONFIG.image_size, 3), "linear", antialias=True)
+    motion = enhanced.encode_motion(params, big)
+    np.testing.assert_allclose(motion, base.encode_motion(base_params, small), rtol=1e-5, atol=1e-5)
+    for a, b in zip(enhanced.encode_source(params, big), base.encode_source(base_params, small)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    flipped = motion[::-1]
+    out = enhanced.decode(params, *enhanced.encode_source(params, big), flipped)
+    assert out.shape == big.shape
+    rendered = base.decode(base_params, *base.encode_source(base_params, small), flipped)
+    logits = jax.scipy.special.logit(rendered)
+    upscaled = jax.nn.sigmoid(jax.image.resize(logits, out.shape, "linear"))
+    assert 0 < float(jnp.abs(out - upscaled).max()) < 0.02  # the enhancer's own part starts small
+    enhancer = dict(params["enhancer"])
+    enhancer["Head_0"] = dict(enhancer["Head_0"], Conv_0=jax.tree.map(jnp.zeros_like, enhancer["Head_0"]["Conv_0"]))
+    silent = dict(params, enhancer=enhancer)
+    out = enhanced.decode(silent, *enhanced.encode_source(params, big), flipped)
+    np.testing.assert_allclose(out, upscaled, atol=1e-5)  # without it, exactly the base's logits upscaled
 
 
 def test_bfloat16_compute_stays_close(face):
@@ -134,6 +172,10 @@ def test_bad_inputs_and_configs(face):
         model.decode(params, None, None, jnp.zeros((1, 3)))
     with pytest.raises(ValueError, match="power of two"):
         dataclasses.replace(CONFIG, image_size=48)
+    with pytest.raises(ValueError, match="one width per 2x step from 8 to 16"):  # the enhancer halves the base
+        dataclasses.replace(CONFIG, enhancer_widths=(8,))
+    with pytest.raises(ValueError, match="divisible by 2"):
+        dataclasses.replace(CONFIG, image_size=33, enhancer_widths=(8,))
     with pytest.raises(ValueError, match="unknown face config"):
         FaceConfig.from_config({"image_sise": 64})
 

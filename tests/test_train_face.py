@@ -183,7 +183,7 @@ def test_a_larger_renderer_starts_from_a_smaller_model_and_keeps_its_motion_spac
     grown = FaceTrainer(big)
     old_face, old_params = load_face_folder(str(small))
     start = jax.jit(grown.init_state)(jax.random.key(1))
-    assert set(start.params) == set(FACE_PARTS)  # what freeze may name
+    assert set(start.params) == set(FACE_PARTS) - {"enhancer"}  # what freeze may name (no enhancer here)
     assert "parts with fresh weights: appearance, decoder" in grown.init_report
     for part in ("identity", "motion", "warp_to_canonical", "warp_from_canonical"):
         for a, b in zip(jax.tree.leaves(start.params[part]), jax.tree.leaves(old_params[part])):
@@ -250,3 +250,46 @@ def test_motion_labels_only_trains_the_motion_encoder_alone_and_keeps_the_rest_o
     config.face_train.init_from = ""
     with pytest.raises(ConfigError, match="motion_labels_only"):
         train_face(config, str(tmp_path / "none"), quiet=True)
+
+
+def test_enhancer_only_trains_the_enhancer_alone_on_the_reconstruction(tmp_path):
+    """face_train.enhancer_only (configs/toy128_enhancer.py): a new enhancer on init_from's warping model; only
+    it changes, its reconstruction loss falls, and the step carries no discriminator."""
+    from pipeline_models import random_face_workdir
+
+    start_from = tmp_path / "start"
+    random_face_workdir(start_from, load_config("configs/tiny.py"))
+    config = load_config("configs/tiny.py")
+    config.face.image_size, config.face.enhancer_widths = 64, (8,)
+    config.face_train.update(init_from=str(start_from), init_partial=True, enhancer_only=True, warmup_steps=0)
+    trainer = FaceTrainer(config)
+    assert "parts with fresh weights: enhancer" in trainer.init_report
+    start = jax.jit(trainer.init_state)(jax.random.key(0))
+    assert start.extra == {}
+    source = FacePairSource(64, clip_seconds=config.data.clip_seconds)
+    items = [source[i] for i in range(2)]
+    batch = {k: np.stack([item[k] for item in items]) for k in items[0]}
+    before, _ = jax.jit(trainer.enhancer_loss)(start.params, batch)
+    step = jax.jit(trainer.step)
+    after = start
+    for _ in range(4):
+        after, metrics = step(after, batch, jax.random.key(0))
+    assert set(metrics) == {"loss", "psnr", "loss/reconstruction", "loss/perceptual", "loss/mouth"}
+    for tree in ("params", "ema_params"):
+        for part, group in getattr(after, tree).items():
+            old = jax.tree.leaves(start.params[part])
+            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), old))
+            assert same == (part != "enhancer"), (tree, part)
+    moved, _ = jax.jit(trainer.enhancer_loss)(after.params, batch)
+    assert float(moved) < float(before)
+
+    config.face_train.motion_labels_only = True
+    with pytest.raises(ConfigError, match="set one of them"):
+        FaceTrainer(config)
+    plain = load_config("configs/tiny.py")
+    plain.face_train.update(init_from=str(start_from), enhancer_only=True)
+    with pytest.raises(ConfigError, match="has no enhancer"):
+        FaceTrainer(plain)
+    plain.face_train.init_from = ""
+    with pytest.raises(ConfigError, match="enhancer_only trains an enhancer"):
+        train_face(plain, str(tmp_path / "none"), quiet=True)

@@ -24,8 +24,9 @@ class FaceConfig:
     appearance_blocks: int = 2  # 3D residual blocks on the lifted volume
     # Identity and motion encoders: stride-2 residual stages, then dense heads over the whole flattened map.
     encoder_widths: tuple = (64, 128, 256, 512, 512, 512)
-    # Side of the image the identity and motion encoders read (0: image_size). Lower renders sharper than the
-    # encoders read (LivePortrait's motion extractor reads 256 px for a 512 px render), at the encoders' cost.
+    # Side of the image the identity and motion encoders read (0: base_size, image_size without an enhancer).
+    # Lower renders sharper than the encoders read (LivePortrait's motion extractor reads 256 px for a 512 px
+    # render), at the encoders' cost.
     encoder_size: int = 0
     # Warp generators (one to the canonical volume, one from it): a dense seed volume, then one 3D stage per
     # width, each doubling H and W (and D until volume_depth), conditioned on (z_dyn, z_id) by adaptive GroupNorm.
@@ -35,28 +36,42 @@ class FaceConfig:
     decoder_2d_channels: int = 512  # after folding depth into channels
     decoder_2d_blocks: int = 4  # 2D residual blocks at volume_size
     decoder_up_widths: tuple = (256, 128, 64)  # one upsampling stage per width, volume_size -> image_size
+    # Enhancer (MegaPortraits' high-resolution stage, here trained on a frozen base model): the networks above
+    # read and render image_size / 2^len(enhancer_widths) (base_size), and the enhancer takes the base render up
+    # to image_size, one 2x stage per width, conditioned on (z_dyn, z_id) so that detail the base's warps cannot
+    # draw (a toy mouth is a pixel or two at 64 px) can follow the motion. (): no enhancer.
+    enhancer_widths: tuple = ()
     groups: int = 32  # GroupNorm groups (fewer where a layer has fewer channels)
     dtype: str = "float32"  # compute dtype ("bfloat16" for speed); params are always float32
 
     def __post_init__(self):
-        ratio = self.image_size / self.volume_size
+        if self.image_size % 2 ** len(self.enhancer_widths):
+            raise ConfigError(f"image_size {self.image_size} must be divisible by 2^len(enhancer_widths) "
+                              f"({2 ** len(self.enhancer_widths)})")
+        ratio = self.base_size / self.volume_size
         steps = round(math.log2(ratio)) if ratio >= 1 else -1
         if steps < 0 or 2**steps != ratio:
-            raise ConfigError(f"image_size / volume_size must be a power of two; got {self.image_size} / "
-                             f"{self.volume_size}")
+            raise ConfigError(f"the base render's size / volume_size must be a power of two; got {self.base_size} / "
+                              f"{self.volume_size}")
         for name in ("appearance_widths", "decoder_up_widths"):
             if len(getattr(self, name)) != steps:
-                raise ConfigError(f"{name} needs one width per 2x step from {self.volume_size} to {self.image_size}"
+                raise ConfigError(f"{name} needs one width per 2x step from {self.volume_size} to {self.base_size}"
                                  f" ({steps}); got {len(getattr(self, name))}")
         warp_seed = self.volume_size // 2 ** (len(self.warp_widths) - 1)
         if warp_seed < 1 or warp_seed * 2 ** (len(self.warp_widths) - 1) != self.volume_size:
             raise ConfigError(f"volume_size {self.volume_size} must be divisible by 2^(len(warp_widths) - 1)")
         if self.volume_depth & (self.volume_depth - 1):
             raise ConfigError(f"volume_depth must be a power of two (the warp generators double it); got {self.volume_depth}")
-        if not 0 <= self.encoder_size <= self.image_size:
-            raise ConfigError(f"encoder_size must be in [1, image_size] or 0 for image_size; got {self.encoder_size}")
+        if not 0 <= self.encoder_size <= self.base_size:
+            raise ConfigError(f"encoder_size must be in [1, {self.base_size}] or 0 for the base render's size; got "
+                              f"{self.encoder_size}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"dtype must be 'float32' or 'bfloat16'; got {self.dtype!r}")
+
+    @property
+    def base_size(self) -> int:
+        """Side of the image the encoders read and the warping model renders, before the enhancer."""
+        return self.image_size // 2 ** len(self.enhancer_widths)
 
     @property
     def motion_dim(self) -> int:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from vasa_jax.face.config import POSE_DIM, FaceConfig
-from vasa_jax.face.networks import AppearanceEncoder, Decoder, IdentityEncoder, MotionEncoder, WarpGenerator
+from vasa_jax.face.networks import AppearanceEncoder, Decoder, Enhancer, IdentityEncoder, MotionEncoder, WarpGenerator
 from vasa_jax.face.warping import from_canonical, to_canonical
 
 
@@ -60,7 +60,8 @@ class FaceModel(Protocol):
 
 
 # FaceNetwork's parts: the top-level groups of its params (what face_train.freeze names).
-FACE_PARTS = ("appearance", "identity", "motion", "warp_to_canonical", "warp_from_canonical", "decoder")
+# "enhancer" only where the config has one.
+FACE_PARTS = ("appearance", "identity", "motion", "warp_to_canonical", "warp_from_canonical", "decoder", "enhancer")
 
 
 class FaceNetwork(nn.Module):
@@ -76,13 +77,18 @@ class FaceNetwork(nn.Module):
         self.warp_to_canonical = WarpGenerator(c)
         self.warp_from_canonical = WarpGenerator(c)
         self.decoder = Decoder(c)
+        if c.enhancer_widths:
+            self.enhancer = Enhancer(c)
 
-    def _encoder_view(self, image):
-        """The image as the identity and motion encoders read it (config.encoder_size)."""
-        size = self.config.encoder_size
-        if not size or size == image.shape[1]:
+    @staticmethod
+    def _resized(image, size: int):
+        if size == image.shape[1]:
             return image
         return jax.image.resize(image, (image.shape[0], size, size, image.shape[3]), "linear", antialias=True)
+
+    def _encoder_view(self, image):
+        """The image as the identity and motion encoders read it (config.encoder_size, else base_size)."""
+        return self._resized(image, self.config.encoder_size or self.config.base_size)
 
     def analyze(self, image):
         """Everything the encoders read from an image: V_app, z_id and its motion."""
@@ -90,7 +96,8 @@ class FaceNetwork(nn.Module):
         motion = self.motion(small)
         z_id = self.identity(small)
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]
-        v_app = to_canonical(self.appearance(image), pose, self.warp_to_canonical(dyn, z_id))
+        appearance = self.appearance(self._resized(image, self.config.base_size))
+        v_app = to_canonical(appearance, pose, self.warp_to_canonical(dyn, z_id))
         return v_app, z_id, motion
 
     def encode_source(self, image):
@@ -102,7 +109,10 @@ class FaceNetwork(nn.Module):
 
     def decode(self, v_app, z_id, motion):
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]
-        return self.decoder(from_canonical(v_app, pose, self.warp_from_canonical(dyn, z_id)))
+        logits, features = self.decoder(from_canonical(v_app, pose, self.warp_from_canonical(dyn, z_id)))
+        if not self.config.enhancer_widths:
+            return nn.sigmoid(logits)
+        return self.enhancer(logits, features, jnp.concatenate([dyn, z_id], axis=-1))
 
     def __call__(self, source, driver):
         """Self-reenactment: the source's face with the driver's motion (also what init traces)."""

@@ -1,4 +1,5 @@
-"""The stage-1 networks: appearance, identity and motion encoders, warp generators, and the image decoder.
+"""The stage-1 networks: appearance, identity and motion encoders, warp generators, the image decoder and the
+optional enhancer.
 
 Images are float [B, S, S, 3] in [0, 1]; volumes are [B, D, H, W, C] (channels-last, depth first).
 """
@@ -6,6 +7,7 @@ Images are float [B, S, S, 3] in [0, 1]; volumes are [B, D, H, W, C] (channels-l
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from vasa_jax.face.config import POSE_DIM, FaceConfig
@@ -108,8 +110,9 @@ class WarpGenerator(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Driven volume [B, D, H, W, C] -> image [B, S, S, 3] in [0, 1]: 3-D residual blocks, depth folded into
-    channels with a 1x1 conv, 2-D residual blocks, then upsampling stages to the image size."""
+    """Driven volume [B, D, H, W, C] -> (logits [B, S, S, 3], features [B, S, S, decoder_up_widths[-1]]) at the
+    base render's size: 3-D residual blocks, depth folded into channels with a 1x1 conv, 2-D residual blocks, then
+    upsampling stages. The image is sigmoid(logits); the features are what an enhancer builds on."""
 
     config: FaceConfig
 
@@ -126,4 +129,27 @@ class Decoder(nn.Module):
             x = ResBlock(c.decoder_2d_channels, c.groups, dtype=dt)(x)
         for width in c.decoder_up_widths:
             x = ResBlock(width, c.groups, dtype=dt)(upsample(x, (2, 2)))
-        return nn.sigmoid(Head(3, c.groups, dtype=dt)(x).astype(jnp.float32))
+        return Head(3, c.groups, dtype=dt)(x).astype(jnp.float32), x
+
+
+class Enhancer(nn.Module):
+    """The base render (logits and the decoder's last features, base_size) -> image [B, S, S, 3] in [0, 1] at
+    image_size: an adaptive residual block at the base size, then one per 2x stage (enhancer_widths), all
+    conditioned on (z_dyn, z_id); their output is added to the base logits upsampled bilinearly.
+
+    The added part starts near zero, so a new enhancer on a trained base starts as that base's render upscaled.
+    """
+
+    config: FaceConfig
+
+    @nn.compact
+    def __call__(self, logits, features, cond):
+        c, dt = self.config, _dtype(self.config)
+        x = jnp.concatenate([features.astype(dt), logits.astype(dt)], axis=-1)
+        x = AdaptiveResBlock(c.enhancer_widths[0], c.groups, dt)(x, cond)
+        for width in c.enhancer_widths:
+            x = AdaptiveResBlock(width, c.groups, dt)(upsample(x, (2, 2)), cond)
+        b, size = logits.shape[0], c.image_size
+        base = jax.image.resize(logits, (b, size, size, 3), "linear")
+        detail = Head(3, c.groups, init_scale=1e-4, dtype=dt)(x).astype(jnp.float32)
+        return nn.sigmoid(base + detail)

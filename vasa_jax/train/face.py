@@ -20,6 +20,11 @@ face_train.motion_labels_only: a cheaper first step of a fine-tune that adds a l
 motion encoder of face_train.init_from's model trains, on the pose and lip-opening terms and on `motion_kept`
 (the rest of z_dyn against what that model's encoder gives, so its renderer still reads it); no decode, no
 discriminator. Its checkpoint is a face model like any other, for a full fine-tune to start from.
+
+face_train.enhancer_only: trains only the enhancer (configs/toy128_enhancer.py) of a face whose warping model comes
+from init_from, on the reconstruction alone (L1, perceptual, mouth): the other terms judge what the frozen base
+decides (pose, identity, disentanglement), and skipping their three renders and the discriminator makes a step
+several times cheaper.
 """
 
 from __future__ import annotations
@@ -77,9 +82,17 @@ class FaceTrainer:
         self.discriminator = MultiScaleDiscriminator(scales=train.discriminator_scales,
                                                      widths=tuple(train.discriminator_widths))
         self.labels_only = bool(train.get("motion_labels_only", False))
+        self.enhancer_only = bool(train.get("enhancer_only", False))
+        if self.labels_only and self.enhancer_only:
+            raise ConfigError("face_train.motion_labels_only and face_train.enhancer_only each train one part; "
+                              "set one of them")
+        if self.enhancer_only and not self.face.config.enhancer_widths:
+            raise ConfigError("face_train.enhancer_only: this face config has no enhancer (face.enhancer_widths "
+                              "is empty)")
         self.frozen = tuple(train.get("freeze", ()))
-        if self.labels_only:
-            self.frozen = tuple(part for part in FACE_PARTS if part != "motion")
+        if self.labels_only or self.enhancer_only:
+            trained = "motion" if self.labels_only else "enhancer"
+            self.frozen = tuple(part for part in FACE_PARTS if part != trained)
         unknown = sorted(set(self.frozen) - set(FACE_PARTS))
         if unknown:
             raise ConfigError(f"face_train.freeze: unknown part(s) {unknown}; the face model's parts are {FACE_PARTS}")
@@ -122,6 +135,8 @@ class FaceTrainer:
         if self.labels_only:  # the starting motion encoder, what motion_kept holds the rest of z_dyn to
             return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
                                      extra={"teacher_motion": params["motion"]})
+        if self.enhancer_only:
+            return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0)
         size = self.face.image_size
         disc_params = jax.jit(self.discriminator.init)(k_disc, jnp.zeros((1, size, size, 3)))["params"]
         return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
@@ -147,6 +162,10 @@ class FaceTrainer:
         return dict(source=source, driver=driver, other=other, recon=recon, from_i=from_i, from_j=from_j,
                     transfer=transfer, motion_i=m_i, motion_j=m_j, motion_x=m_x)
 
+    def _stop_frozen(self, params):
+        """Frozen parts get no gradient at all (set_to_zero would discard it; XLA then never computes it)."""
+        return {name: jax.lax.stop_gradient(group) if name in self.frozen else group for name, group in params.items()}
+
     def _pose_loss(self, out, batch):
         """Mean over the frames whose motion `out` holds (motion_i, motion_j, motion_x)."""
         scale = jnp.asarray(POSE_SCALE)
@@ -168,10 +187,7 @@ class FaceTrainer:
         return _labelled_mean(err, jnp.asarray(batch["has_mouth"], jnp.float32))
 
     def generator_loss(self, params, disc_params, batch):
-        # Frozen parts get no gradient at all (set_to_zero would discard it; XLA then never computes it).
-        params = {name: jax.lax.stop_gradient(group) if name in self.frozen else group
-                  for name, group in params.items()}
-        out = self.generate(params, batch)
+        out = self.generate(self._stop_frozen(params), batch)
         w = self.weights
         terms = {
             "reconstruction": jnp.abs(out["recon"] - out["driver"]).mean(),
@@ -203,6 +219,17 @@ class FaceTrainer:
                  "motion_kept": jnp.abs(motion[:, POSE_DIM + 1:] - kept[:, POSE_DIM + 1:]).mean()}
         return sum(self.weights[name] * value for name, value in terms.items()), terms
 
+    def enhancer_loss(self, params, batch):
+        """enhancer_only: the reconstruction terms of the driver frame; (total, (terms, out))."""
+        params = self._stop_frozen(params)
+        source, driver, _ = self._images(batch)
+        v_app, z_id = self.face.encode_source(params, source)
+        recon = self.face.decode(params, v_app, z_id, self.face.encode_motion(params, driver))
+        out = {"driver": driver, "recon": recon}
+        terms = {"reconstruction": jnp.abs(out["recon"] - driver).mean(),
+                 "perceptual": self.perceptual(out["recon"], driver), "mouth": self._mouth_loss(out, batch)}
+        return sum(self.weights[name] * value for name, value in terms.items()), (terms, out)
+
     def discriminator_loss(self, disc_params, out):
         fakes = jax.lax.stop_gradient(jnp.concatenate([out["recon"], out["transfer"]]))
         real = self.discriminator.apply({"params": disc_params}, out["driver"])
@@ -210,9 +237,14 @@ class FaceTrainer:
         return hinge_discriminator_loss(real, fake)
 
     def step(self, state: TrainState, batch, key):
-        """One simultaneous generator and discriminator update (with motion_labels_only, a motion-encoder update):
-        pure (state, batch, key) -> (state, metrics)."""
+        """One simultaneous generator and discriminator update (with motion_labels_only, a motion-encoder update;
+        with enhancer_only, an enhancer update): pure (state, batch, key) -> (state, metrics)."""
         del key  # the step is deterministic; the key is there for the loop's uniform signature
+        if self.enhancer_only:
+            (loss, (terms, out)), grads = jax.value_and_grad(self.enhancer_loss, has_aux=True)(state.params, batch)
+            new_state = state.apply_gradients(grads, self.config.face_train.ema_decay)
+            return new_state, {"loss": loss, "psnr": psnr(out["recon"], out["driver"]).mean(),
+                               **{f"loss/{k}": v for k, v in terms.items()}}
         if self.labels_only:
             (loss, terms), grads = jax.value_and_grad(self.labels_loss, has_aux=True)(
                 state.params, state.extra["teacher_motion"], batch)
@@ -255,9 +287,11 @@ def train_face(config, workdir: str, *, quiet: bool = False) -> TrainState:
     if config.face_train.get("freeze") and not config.face_train.get("init_from"):
         raise ConfigError(f"face_train.freeze={list(config.face_train.freeze)} keeps parts as face_train.init_from has "
                           "them, and init_from is empty; give the stage-1 workdir or pipeline folder to start from")
-    if config.face_train.get("motion_labels_only") and not config.face_train.get("init_from"):
-        raise ConfigError("face_train.motion_labels_only teaches the motion encoder of face_train.init_from's model, "
-                          "and init_from is empty; give the stage-1 workdir or pipeline folder to start from")
+    for only, what in (("motion_labels_only", "teaches the motion encoder of"),
+                       ("enhancer_only", "trains an enhancer on")):
+        if config.face_train.get(only) and not config.face_train.get("init_from"):
+            raise ConfigError(f"face_train.{only} {what} face_train.init_from's model, and init_from is empty; give "
+                              "the stage-1 workdir or pipeline folder to start from")
     trainer = FaceTrainer(config)
     train = config.face_train
     if trainer.init_report and not quiet:
