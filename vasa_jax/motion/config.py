@@ -76,8 +76,12 @@ class MotionConfig:
     # than at 4 for every one; lip sync 0.02 / 0.17 / 0.20, real clips 0.34), but on a 2-core CPU 10 steps keep
     # real time only on a quiet machine (python -m vasa_jax.bench --realtime --online-steps N: 43 / 34 / 17
     # frames/s of compute, 95th percentile 0.21 / 0.24 / 14 s; on the same machine busier, 29 / 30 frames/s at 4 /
-    # 10 steps with 0.32 / 0.81 s): 4 it stays, and --steps asks for more.
-    online_sample_steps: int = 4
+    # 10 steps with 0.32 / 0.81 s). At 4 steps the demo's own video (sample.py's portrait and speech, seeds 0-2,
+    # python -m vasa_jax.eval) moved its head 0.47x as much as the real clip of that speech (0.244), under the
+    # half that issue 17 asks; 5 / 6 / 8 steps: 0.51x / 0.56x / 0.61x (offline, DDIM 50: 0.56x), 6 clearing it for
+    # every seed, at 62.0 frames/s of compute against 62.6 at 4 (first frame 0.19 s, p95 0.19 s; 8 steps: 55.5).
+    # So 6, and --steps asks for more.
+    online_sample_steps: int = 6
     # Classifier-free guidance scale lambda_c per condition (VASA-1's defaults: audio 0.5, gaze 1.0). A condition
     # with scale 0 costs no extra pass.
     cfg_audio: float = 0.5
