@@ -53,7 +53,10 @@ def test_quick_run_reports_every_figure(tmp_path, capsys):
     assert memory["peak"]["bytes"] > 0 and memory["growth_ratio"] > 0
     assert set(result["flops"]) == {"encode_gflops_per_portrait", "decode_gflops_per_frame", "motion_gflops_per_frame"}
     live = result["realtime"]  # the online mode with speech at its real pace (--quick: 2 s)
-    assert live["frames"] == 50 and (live["hop"], live["lookahead"]) == (3, 1) and live["steps"] == 4
+    from vasa_jax.motion.config import MotionConfig
+
+    default_steps = MotionConfig().online_sample_steps  # the model's own online steps, as nothing asks for others
+    assert live["frames"] == 50 and (live["hop"], live["lookahead"]) == (3, 1) and live["steps"] == default_steps
     assert live["first_frame_seconds"] > live["wait_for_speech_seconds"] == 3 / 25
     assert live["p95_seconds"] >= live["p50_seconds"] > 0 and isinstance(live["keeps_up"], bool)
     assert live["gflops_per_hop"] > 0 and set(live["gpu_seconds_per_hop_at_peak"]) >= {"H100", "RTX 4090"}
