@@ -67,8 +67,8 @@ def default_config() -> ml_collections.ConfigDict:
     # several times cheaper a step than a full one (configs/toy128_enhancer.py).
     config.face_train.enhancer_only = False
     # Networks kept as init_from has them (names of FaceNetwork's parts: appearance, identity, motion,
-    # warp_to_canonical, warp_from_canonical, decoder, enhancer). Freezing identity and motion keeps the motion space, so a
-    # stage-2 model trained on the old face drives the new one.
+    # warp_to_canonical, warp_from_canonical, decoder, enhancer). Freezing identity and motion keeps the motion
+    # space, so a stage-2 model trained on the old face drives the new one.
     config.face_train.freeze = ()
     config.face_train.vgg19_weights = ""  # converted torchvision VGG19 weights (.pth / .safetensors); "" = none
     config.face_train.identity_net = ""  # a frozen identity network's weights; "" = none (identity loss off)

@@ -226,8 +226,8 @@ class FaceTrainer:
         v_app, z_id = self.face.encode_source(params, source)
         recon = self.face.decode(params, v_app, z_id, self.face.encode_motion(params, driver))
         out = {"driver": driver, "recon": recon}
-        terms = {"reconstruction": jnp.abs(out["recon"] - driver).mean(),
-                 "perceptual": self.perceptual(out["recon"], driver), "mouth": self._mouth_loss(out, batch)}
+        terms = {"reconstruction": jnp.abs(recon - driver).mean(), "perceptual": self.perceptual(recon, driver),
+                 "mouth": self._mouth_loss(out, batch)}
         return sum(self.weights[name] * value for name, value in terms.items()), (terms, out)
 
     def discriminator_loss(self, disc_params, out):
