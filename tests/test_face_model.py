@@ -10,7 +10,9 @@ import pytest
 
 from vasa_jax.config import load_config
 from vasa_jax.face import POSE_DIM, FaceConfig, WarpingFaceModel
-from vasa_jax.face.warping import from_canonical, pose_points, to_canonical, unpose_points, volume_rotation
+from vasa_jax.face.networks import Enhancer
+from vasa_jax.face.warping import canonical_points, pose_points, to_canonical, unpose_points, volume_rotation
+from vasa_jax.ops import grid_sample
 
 CONFIG = FaceConfig.from_config(load_config("configs/tiny.py").face)
 
@@ -61,6 +63,11 @@ def test_identity_warps_change_nothing():
     zero = jnp.zeros(v.shape[:-1] + (3,))
     np.testing.assert_allclose(to_canonical(v, pose, zero), v, atol=1e-6)
     np.testing.assert_allclose(from_canonical(v, pose, zero), v, atol=1e-6)
+
+
+def from_canonical(volume, pose, flow):
+    """V_app resampled into a driver's pose and expression, as the decoder reads it."""
+    return grid_sample(volume, canonical_points(pose, flow))
 
 
 def bright_spot_volume(x, y, z, size=16):
@@ -134,20 +141,42 @@ def test_an_enhancer_reads_and_renders_through_its_base_model():
     small = jax.image.resize(big, (2, CONFIG.image_size, CONFIG.image_size, 3), "linear", antialias=True)
     motion = enhanced.encode_motion(params, big)
     np.testing.assert_allclose(motion, base.encode_motion(base_params, small), rtol=1e-5, atol=1e-5)
-    for a, b in zip(enhanced.encode_source(params, big), base.encode_source(base_params, small)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    (appearance, z_id), (v_app, base_id) = enhanced.encode_source(params, big), base.encode_source(base_params, small)
+    np.testing.assert_allclose(appearance["volume"], v_app, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(z_id, base_id, rtol=1e-5, atol=1e-5)
     flipped = motion[::-1]
-    out = enhanced.decode(params, *enhanced.encode_source(params, big), flipped)
+    out = enhanced.decode(params, appearance, z_id, flipped)
     assert out.shape == big.shape
-    rendered = base.decode(base_params, *base.encode_source(base_params, small), flipped)
+    rendered = base.decode(base_params, v_app, base_id, flipped)
     logits = jax.scipy.special.logit(rendered)
     upscaled = jax.nn.sigmoid(jax.image.resize(logits, out.shape, "linear"))
     assert 0 < float(jnp.abs(out - upscaled).max()) < 0.02  # the enhancer's own part starts small
-    enhancer = dict(params["enhancer"])
-    enhancer["Head_0"] = dict(enhancer["Head_0"], Conv_0=jax.tree.map(jnp.zeros_like, enhancer["Head_0"]["Conv_0"]))
-    silent = dict(params, enhancer=enhancer)
-    out = enhanced.decode(silent, *enhanced.encode_source(params, big), flipped)
-    np.testing.assert_allclose(out, upscaled, atol=1e-5)  # without it, exactly the base's logits upscaled
+    head = params["enhancer"]["output"]["Conv_0"]
+    silent_head = dict(params["enhancer"]["output"], Conv_0=jax.tree.map(jnp.zeros_like, head))
+    silent = dict(params, enhancer=dict(params["enhancer"], output=silent_head))
+    out = enhanced.decode(silent, appearance, z_id, flipped)
+    # without its output layer, the base's logits upscaled, blended with the warped source by the starting mask
+    assert float(jnp.abs(out - upscaled).max()) <= float(jax.nn.sigmoid(Enhancer.mask_offset)) + 1e-6
+
+
+def test_the_enhancers_source_skip_copies_the_source_where_the_driver_is_the_source():
+    """The source skip's geometry: with the mask fully open, the source's own motion (a new model: frontal, scale
+    1), no non-rigid warps and no correction, the composite map is the identity and the output is the source
+    image itself."""
+    enhanced = WarpingFaceModel(ENHANCED)
+    params = enhanced.init(jax.random.key(4))
+    for part, head in (("warp_to_canonical", "Head_0"), ("warp_from_canonical", "Head_0"), ("enhancer", "refinement")):
+        still = dict(params[part][head], Conv_0=jax.tree.map(jnp.zeros_like, params[part][head]["Conv_0"]))
+        params = dict(params, **{part: dict(params[part], **{head: still})})
+    head = params["enhancer"]["output"]["Conv_0"]
+    bias = jnp.zeros_like(head["bias"]).at[3].set(30.0)  # the mask's channel
+    open_head = dict(params["enhancer"]["output"], Conv_0=dict(head, bias=bias))
+    params = dict(params, enhancer=dict(params["enhancer"], output=open_head))
+    image = jnp.asarray(np.random.default_rng(5).random((2, ENHANCED.image_size, ENHANCED.image_size, 3)), jnp.float32)
+    out = enhanced.decode(params, *enhanced.encode_source(params, image), enhanced.encode_motion(params, image))
+    # Inside: upsampling the 2^-len(volume) grid of the map is exact there, not within half a cell of the edge.
+    edge = ENHANCED.image_size // ENHANCED.volume_size
+    np.testing.assert_allclose(out[:, edge:-edge, edge:-edge], image[:, edge:-edge, edge:-edge], atol=1e-5)
 
 
 def test_bfloat16_compute_stays_close(face):

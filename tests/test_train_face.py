@@ -252,9 +252,29 @@ def test_motion_labels_only_trains_the_motion_encoder_alone_and_keeps_the_rest_o
         train_face(config, str(tmp_path / "none"), quiet=True)
 
 
+def trained_enhancer(trainer, start, batch, adversarial=False):
+    """Four enhancer_only steps; checks their metrics and that nothing but the enhancer moved."""
+    step = jax.jit(trainer.step)
+    after = start
+    for _ in range(4):
+        after, metrics = step(after, batch, jax.random.key(0))
+    expected = {"loss", "psnr", "loss/reconstruction", "loss/perceptual", "loss/mouth"}
+    if adversarial:
+        expected |= {"discriminator", "loss/adversarial", "loss/feature_matching"}
+    assert set(metrics) == expected
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    for tree in ("params", "ema_params"):
+        for part, group in getattr(after, tree).items():
+            old = jax.tree.leaves(start.params[part])
+            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), old))
+            assert same == (part != "enhancer"), (tree, part)
+    return after
+
+
 def test_enhancer_only_trains_the_enhancer_alone_on_the_reconstruction(tmp_path):
     """face_train.enhancer_only (configs/toy128_enhancer.py): a new enhancer on init_from's warping model; only
-    it changes, its reconstruction loss falls, and the step carries no discriminator."""
+    it changes, its reconstruction loss falls, and without an adversarial weight the step carries no
+    discriminator; with one, the discriminator trains beside it on the reconstruction."""
     from pipeline_models import random_face_workdir
 
     start_from = tmp_path / "start"
@@ -262,6 +282,7 @@ def test_enhancer_only_trains_the_enhancer_alone_on_the_reconstruction(tmp_path)
     config = load_config("configs/tiny.py")
     config.face.image_size, config.face.enhancer_widths = 64, (8,)
     config.face_train.update(init_from=str(start_from), init_partial=True, enhancer_only=True, warmup_steps=0)
+    config.face_train.loss.adversarial = 0.0
     trainer = FaceTrainer(config)
     assert "parts with fresh weights: enhancer" in trainer.init_report
     start = jax.jit(trainer.init_state)(jax.random.key(0))
@@ -269,19 +290,17 @@ def test_enhancer_only_trains_the_enhancer_alone_on_the_reconstruction(tmp_path)
     source = FacePairSource(64, clip_seconds=config.data.clip_seconds)
     items = [source[i] for i in range(2)]
     batch = {k: np.stack([item[k] for item in items]) for k in items[0]}
-    before, _ = jax.jit(trainer.enhancer_loss)(start.params, batch)
-    step = jax.jit(trainer.step)
-    after = start
-    for _ in range(4):
-        after, metrics = step(after, batch, jax.random.key(0))
-    assert set(metrics) == {"loss", "psnr", "loss/reconstruction", "loss/perceptual", "loss/mouth"}
-    for tree in ("params", "ema_params"):
-        for part, group in getattr(after, tree).items():
-            old = jax.tree.leaves(start.params[part])
-            same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(group), old))
-            assert same == (part != "enhancer"), (tree, part)
-    moved, _ = jax.jit(trainer.enhancer_loss)(after.params, batch)
+    before, _ = jax.jit(trainer.enhancer_loss)(start.params, None, batch)
+    after = trained_enhancer(trainer, start, batch)
+    moved, _ = jax.jit(trainer.enhancer_loss)(after.params, None, batch)
     assert float(moved) < float(before)
+
+    config.face_train.loss.adversarial = 0.5
+    trainer = FaceTrainer(config)
+    start = jax.jit(trainer.init_state)(jax.random.key(0))
+    after = trained_enhancer(trainer, start, batch, adversarial=True)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(after.extra["disc_params"]),
+                                                         jax.tree.leaves(start.extra["disc_params"])))
 
     config.face_train.motion_labels_only = True
     with pytest.raises(ConfigError, match="set one of them"):

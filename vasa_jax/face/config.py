@@ -39,7 +39,8 @@ class FaceConfig:
     # Enhancer (MegaPortraits' high-resolution stage, here trained on a frozen base model): the networks above
     # read and render image_size / 2^len(enhancer_widths) (base_size), and the enhancer takes the base render up
     # to image_size, one 2x stage per width, conditioned on (z_dyn, z_id) so that detail the base's warps cannot
-    # draw (a toy mouth is a pixel or two at 64 px) can follow the motion. (): no enhancer.
+    # draw (a toy mouth is a pixel or two at 64 px) can follow the motion, and blended with the source image
+    # warped by the base's warps (a source skip: the detail a 16^3 volume cannot carry). (): no enhancer.
     enhancer_widths: tuple = ()
     groups: int = 32  # GroupNorm groups (fewer where a layer has fewer channels)
     dtype: str = "float32"  # compute dtype ("bfloat16" for speed); params are always float32

@@ -82,7 +82,7 @@ def evaluate_face(face: FaceModel, params, examples: dict, batch_size: int = 16)
     def run(params, source, driver, other):
         v_app, z_id = face.encode_source(params, source)
         motion = face.encode_motion(params, jnp.concatenate([driver, other]))
-        recon, transfer = jnp.split(face.decode(params, jnp.concatenate([v_app, v_app]),
+        recon, transfer = jnp.split(face.decode(params, jax.tree.map(lambda v: jnp.concatenate([v, v]), v_app),
                                                 jnp.concatenate([z_id, z_id]), motion), 2)
         readback = face.encode_motion(params, transfer)
         return recon, transfer, motion[: driver.shape[0]], readback[:, :3]

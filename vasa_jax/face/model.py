@@ -22,7 +22,8 @@ import jax.numpy as jnp
 
 from vasa_jax.face.config import POSE_DIM, FaceConfig
 from vasa_jax.face.networks import AppearanceEncoder, Decoder, Enhancer, IdentityEncoder, MotionEncoder, WarpGenerator
-from vasa_jax.face.warping import from_canonical, to_canonical
+from vasa_jax.face.warping import canonical_points, source_points, to_canonical
+from vasa_jax.ops import grid_sample
 
 
 class FaceModel(Protocol):
@@ -91,28 +92,40 @@ class FaceNetwork(nn.Module):
         return self._resized(image, self.config.encoder_size or self.config.base_size)
 
     def analyze(self, image):
-        """Everything the encoders read from an image: V_app, z_id and its motion."""
+        """Everything the encoders read from an image: its appearance, z_id and its motion. The appearance is
+        V_app, or with an enhancer {"volume": V_app, "source_points", "source_image"}: where each canonical point
+        reads the source image, and the image itself at full size, for the enhancer's source skip."""
         small = self._encoder_view(image)
         motion = self.motion(small)
         z_id = self.identity(small)
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]
-        appearance = self.appearance(self._resized(image, self.config.base_size))
-        v_app = to_canonical(appearance, pose, self.warp_to_canonical(dyn, z_id))
-        return v_app, z_id, motion
+        posed = self.appearance(self._resized(image, self.config.base_size))
+        flow = self.warp_to_canonical(dyn, z_id)
+        v_app = to_canonical(posed, pose, flow)
+        if not self.config.enhancer_widths:
+            return v_app, z_id, motion
+        return {"volume": v_app, "source_points": source_points(pose, flow), "source_image": image}, z_id, motion
 
     def encode_source(self, image):
-        v_app, z_id, _ = self.analyze(image)
-        return v_app, z_id
+        appearance, z_id, _ = self.analyze(image)
+        return appearance, z_id
 
     def encode_motion(self, image):
         return self.motion(self._encoder_view(image))
 
-    def decode(self, v_app, z_id, motion):
+    def decode(self, appearance, z_id, motion):
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]
-        logits, features = self.decoder(from_canonical(v_app, pose, self.warp_from_canonical(dyn, z_id)))
+        v_app = appearance["volume"] if self.config.enhancer_widths else appearance
+        points = canonical_points(pose, self.warp_from_canonical(dyn, z_id))
+        driven = grid_sample(v_app, points)
+        logits, features = self.decoder(driven)
         if not self.config.enhancer_widths:
             return nn.sigmoid(logits)
-        return self.enhancer(logits, features, jnp.concatenate([dyn, z_id], axis=-1))
+        # The composite map driver -> source: the canonical point each driven voxel reads, then where the source
+        # image shows that canonical point (border: points past the cube keep the edge's).
+        to_source = grid_sample(appearance["source_points"], points, padding_mode="border")
+        return self.enhancer(logits, features, jnp.concatenate([dyn, z_id], axis=-1), driven, to_source,
+                             appearance["source_image"])
 
     def __call__(self, source, driver):
         """Self-reenactment: the source's face with the driver's motion (also what init traces)."""

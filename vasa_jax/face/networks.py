@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from vasa_jax.face.config import POSE_DIM, FaceConfig
 from vasa_jax.face.layers import AdaptiveResBlock, Head, ResBlock, num_groups, upsample
+from vasa_jax.ops import grid_sample
 from vasa_jax.pose import POSE_SCALE
 
 
@@ -133,23 +134,50 @@ class Decoder(nn.Module):
 
 
 class Enhancer(nn.Module):
-    """The base render (logits and the decoder's last features, base_size) -> image [B, S, S, 3] in [0, 1] at
-    image_size: an adaptive residual block at the base size, then one per 2x stage (enhancer_widths), all
-    conditioned on (z_dyn, z_id); their output is added to the base logits upsampled bilinearly.
+    """The base render (logits and the decoder's last features, base_size) and the source image warped to the
+    driver -> image [B, S, S, 3] in [0, 1] at image_size.
 
-    The added part starts near zero, so a new enhancer on a trained base starts as that base's render upscaled.
+    The source skip: the warps' composite map from the driver's posed volume to the source image (`points`,
+    [B, D, H, W, 3]), reduced over depth by a learned attention on the driven volume, corrected at the base size
+    and upsampled, samples the source image at full size. Where the source shows what the driver needs, that
+    copies its detail (eyes, freckles, lip line), which a 16^3 volume cannot carry; a predicted mask blends it
+    with the generated image, which draws what the source does not show (an opened mouth). The generated image is
+    the base logits upsampled plus detail from adaptive residual blocks conditioned on (z_dyn, z_id), one at the
+    base size and one per 2x stage (enhancer_widths), each also reading the warped source at its size (FOMM's
+    occlusion-aware generator over MegaPortraits' high-resolution stage).
+
+    Detail, correction and mask start near zero, so a new enhancer on a trained base starts as that base's render
+    upscaled.
     """
 
     config: FaceConfig
+    mask_offset: float = -6.0  # the mask starts at sigmoid(-6), 0.25 %
+    max_refinement: float = 0.2  # largest correction of the skip's map, in normalised image coordinates
 
     @nn.compact
-    def __call__(self, logits, features, cond):
+    def __call__(self, logits, features, cond, driven_volume, points, source_image):
         c, dt = self.config, _dtype(self.config)
-        x = jnp.concatenate([features.astype(dt), logits.astype(dt)], axis=-1)
+        b, size, base_size = logits.shape[0], c.image_size, c.base_size
+        # Zero-initialised depth attention: a new enhancer averages the map over depth.
+        depth_logits = nn.Dense(1, kernel_init=nn.initializers.zeros, name="depth_attention")(
+            driven_volume.astype(jnp.float32))
+        xy = (jax.nn.softmax(depth_logits, axis=1) * points[..., :2]).sum(axis=1)  # [B, H, W, 2]
+        xy = jax.image.resize(xy, (b, base_size, base_size, 2), "linear")
+        source_small = jax.image.resize(source_image, (b, base_size, base_size, 3), "linear", antialias=True)
+        warped_small = grid_sample(source_small, xy, padding_mode="border")
+        x = jnp.concatenate([features.astype(dt), logits.astype(dt), warped_small.astype(dt) * 2 - 1], axis=-1)
         x = AdaptiveResBlock(c.enhancer_widths[0], c.groups, dt)(x, cond)
+        # The map corrected at the base size, conditioned on the motion: the volume's warps are a few cells
+        # across a face, too coarse for a jaw that drops a few pixels.
+        refinement = Head(2, c.groups, init_scale=1e-4, dtype=dt, name="refinement")(x).astype(jnp.float32)
+        xy = xy + self.max_refinement * jnp.tanh(refinement)
+        warped = grid_sample(source_image, jax.image.resize(xy, (b, size, size, 2), "linear"), padding_mode="border")
         for width in c.enhancer_widths:
-            x = AdaptiveResBlock(width, c.groups, dt)(upsample(x, (2, 2)), cond)
-        b, size = logits.shape[0], c.image_size
+            x = upsample(x, (2, 2))
+            view = jax.image.resize(warped, (b,) + x.shape[1:3] + (3,), "linear", antialias=True)
+            x = AdaptiveResBlock(width, c.groups, dt)(jnp.concatenate([x, view.astype(dt) * 2 - 1], axis=-1), cond)
         base = jax.image.resize(logits, (b, size, size, 3), "linear")
-        detail = Head(3, c.groups, init_scale=1e-4, dtype=dt)(x).astype(jnp.float32)
-        return nn.sigmoid(base + detail)
+        out = Head(4, c.groups, init_scale=1e-4, dtype=dt, name="output")(x).astype(jnp.float32)
+        generated = nn.sigmoid(base + out[..., :3])
+        mask = nn.sigmoid(out[..., 3:] + self.mask_offset)
+        return mask * warped + (1 - mask) * generated

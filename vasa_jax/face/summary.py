@@ -37,7 +37,7 @@ def summarize(config: FaceConfig) -> dict:
     motion = jax.ShapeDtypeStruct((1, config.motion_dim), jnp.float32)
     return {
         "params": {name: count(sub) for name, sub in params.items()} | {"total": count(params)},
-        "v_app": v_app.shape[1:],
+        "v_app": (v_app["volume"] if isinstance(v_app, dict) else v_app).shape[1:],
         "gflops_decode": flops(face.decode, params, v_app, z_id, motion) / 1e9,
         "gflops_encode_source": flops(face.encode_source, params, image) / 1e9,
         "gflops_encode_motion": flops(face.encode_motion, params, image) / 1e9,

@@ -6,7 +6,8 @@ posed = scale * R c + (tx, ty, 0), with R the pose's rotation expressed in these
 up, volume y down, hence the conjugation by diag(1, -1, 1)).
 
     to_canonical:   V_app(c) = V_s(T_s(c + flow_s(c)))        flow_s from (z_dyn_s, z_id): undoes the expression
-    from_canonical: V_d(p)   = V_app(q + flow_d(q)), q = T_d^-1(p)   flow_d from (z_dyn_d, z_id): applies it
+    from canonical: V_d(p)   = V_app(q + flow_d(q)), q = T_d^-1(p)   flow_d from (z_dyn_d, z_id): applies it
+                    (grid_sample(V_app, canonical_points(pose_d, flow_d)))
 """
 
 from __future__ import annotations
@@ -47,15 +48,21 @@ def _base(volume):
     return jnp.broadcast_to(make_base_grid((d, h, w), align_corners=False), (b, d, h, w, 3))
 
 
+def source_points(pose: jnp.ndarray, flow: jnp.ndarray) -> jnp.ndarray:
+    """Where each canonical grid point [B, D, H, W, 3] reads the posed source: T_s(c + flow_s(c))."""
+    return pose_points(pose, _base(flow) + flow)
+
+
 def to_canonical(posed_volume: jnp.ndarray, pose: jnp.ndarray, flow: jnp.ndarray) -> jnp.ndarray:
     """The posed source volume [B, D, H, W, C] resampled into canonical space (V_app)."""
-    grid = pose_points(pose, _base(posed_volume) + flow)
-    return grid_sample(posed_volume, grid)  # grids stay float32: bf16 coordinates would be off by 1/4 voxel
+    # grids stay float32: bf16 coordinates would be off by 1/4 voxel
+    return grid_sample(posed_volume, source_points(pose, flow))
 
 
-def from_canonical(canonical_volume: jnp.ndarray, pose: jnp.ndarray, flow: jnp.ndarray) -> jnp.ndarray:
-    """V_app [B, D, H, W, C] resampled into the driver's pose and expression."""
-    q = unpose_points(pose, _base(canonical_volume))
+def canonical_points(pose: jnp.ndarray, flow: jnp.ndarray) -> jnp.ndarray:
+    """Where each point of the driver's posed grid [B, D, H, W, 3] reads the canonical volume: q + flow_d(q),
+    q = T_d^-1(p)."""
+    q = unpose_points(pose, _base(flow))
     # The flow lives on the canonical grid: read it at q (border: no displacement falls off the edge).
-    offset = grid_sample(flow, q, padding_mode="border")
-    return grid_sample(canonical_volume, q + offset)
+    return q + grid_sample(flow, q, padding_mode="border")
+

@@ -22,9 +22,10 @@ motion encoder of face_train.init_from's model trains, on the pose and lip-openi
 discriminator. Its checkpoint is a face model like any other, for a full fine-tune to start from.
 
 face_train.enhancer_only: trains only the enhancer (configs/toy128_enhancer.py) of a face whose warping model comes
-from init_from, on the reconstruction alone (L1, perceptual, mouth): the other terms judge what the frozen base
-decides (pose, identity, disentanglement), and skipping their three renders and the discriminator makes a step
-several times cheaper.
+from init_from, on the reconstruction (L1, perceptual, mouth; with loss.adversarial > 0 also the adversarial and
+feature-matching terms of the reconstruction, the discriminator training beside it): the other terms judge what
+the frozen base decides (pose, identity, disentanglement), and skipping their three renders makes a step several
+times cheaper.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class FaceTrainer:
         if self.labels_only and self.enhancer_only:
             raise ConfigError("face_train.motion_labels_only and face_train.enhancer_only each train one part; "
                               "set one of them")
+        self.enhancer_adversarial = self.enhancer_only and self.weights["adversarial"] > 0
         if self.enhancer_only and not self.face.config.enhancer_widths:
             raise ConfigError("face_train.enhancer_only: this face config has no enhancer (face.enhancer_widths "
                               "is empty)")
@@ -135,7 +137,7 @@ class FaceTrainer:
         if self.labels_only:  # the starting motion encoder, what motion_kept holds the rest of z_dyn to
             return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0,
                                      extra={"teacher_motion": params["motion"]})
-        if self.enhancer_only:
+        if self.enhancer_only and not self.enhancer_adversarial:
             return TrainState.create(params, self.optimizer, ema=self.config.face_train.ema_decay > 0)
         size = self.face.image_size
         disc_params = jax.jit(self.discriminator.init)(k_disc, jnp.zeros((1, size, size, 3)))["params"]
@@ -155,7 +157,7 @@ class FaceTrainer:
         m_x = face.encode_motion(params, other)
         mix = jnp.concatenate([m_i[:, :POSE_DIM], m_j[:, POSE_DIM:]], axis=-1)
         # One batched decode for the four renderings that share no inputs but the weights.
-        v = jnp.concatenate([v_i, v_i, v_j, v_i])
+        v = jax.tree.map(lambda i, j: jnp.concatenate([i, i, j, i]), v_i, v_j)
         ids = jnp.concatenate([id_i, id_i, id_j, id_i])
         motion = jnp.concatenate([m_j, mix, mix, m_x])
         recon, from_i, from_j, transfer = jnp.split(face.decode(params, v, ids, motion), 4)
@@ -219,8 +221,9 @@ class FaceTrainer:
                  "motion_kept": jnp.abs(motion[:, POSE_DIM + 1:] - kept[:, POSE_DIM + 1:]).mean()}
         return sum(self.weights[name] * value for name, value in terms.items()), terms
 
-    def enhancer_loss(self, params, batch):
-        """enhancer_only: the reconstruction terms of the driver frame; (total, (terms, out))."""
+    def enhancer_loss(self, params, disc_params, batch):
+        """enhancer_only: the reconstruction terms of the driver frame, and the adversarial ones where
+        disc_params is given; (total, (terms, out))."""
         params = self._stop_frozen(params)
         source, driver, _ = self._images(batch)
         v_app, z_id = self.face.encode_source(params, source)
@@ -228,10 +231,15 @@ class FaceTrainer:
         out = {"driver": driver, "recon": recon}
         terms = {"reconstruction": jnp.abs(recon - driver).mean(), "perceptual": self.perceptual(recon, driver),
                  "mouth": self._mouth_loss(out, batch)}
+        if disc_params is not None:
+            fake = self.discriminator.apply({"params": disc_params}, recon)
+            terms["adversarial"] = hinge_generator_loss(fake)
+            terms["feature_matching"] = feature_matching_loss(
+                self.discriminator.apply({"params": disc_params}, driver), fake)
         return sum(self.weights[name] * value for name, value in terms.items()), (terms, out)
 
     def discriminator_loss(self, disc_params, out):
-        fakes = jax.lax.stop_gradient(jnp.concatenate([out["recon"], out["transfer"]]))
+        fakes = jax.lax.stop_gradient(jnp.concatenate([out[k] for k in ("recon", "transfer") if k in out]))
         real = self.discriminator.apply({"params": disc_params}, out["driver"])
         fake = self.discriminator.apply({"params": disc_params}, fakes)
         return hinge_discriminator_loss(real, fake)
@@ -240,8 +248,9 @@ class FaceTrainer:
         """One simultaneous generator and discriminator update (with motion_labels_only, a motion-encoder update;
         with enhancer_only, an enhancer update): pure (state, batch, key) -> (state, metrics)."""
         del key  # the step is deterministic; the key is there for the loop's uniform signature
-        if self.enhancer_only:
-            (loss, (terms, out)), grads = jax.value_and_grad(self.enhancer_loss, has_aux=True)(state.params, batch)
+        if self.enhancer_only and not self.enhancer_adversarial:
+            (loss, (terms, out)), grads = jax.value_and_grad(self.enhancer_loss, has_aux=True)(
+                state.params, None, batch)
             new_state = state.apply_gradients(grads, self.config.face_train.ema_decay)
             return new_state, {"loss": loss, "psnr": psnr(out["recon"], out["driver"]).mean(),
                                **{f"loss/{k}": v for k, v in terms.items()}}
@@ -251,7 +260,8 @@ class FaceTrainer:
             new_state = state.apply_gradients(grads, self.config.face_train.ema_decay)
             return new_state, {"loss": loss, **{f"loss/{k}": v for k, v in terms.items()}}
         disc_params = state.extra["disc_params"]
-        (g_loss, (terms, out)), g_grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
+        generator_loss = self.enhancer_loss if self.enhancer_only else self.generator_loss
+        (g_loss, (terms, out)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
             state.params, disc_params, batch)
         d_loss, d_grads = jax.value_and_grad(self.discriminator_loss)(disc_params, out)
         d_updates, d_opt_state = self.disc_optimizer.update(d_grads, state.extra["disc_opt_state"], disc_params)
