@@ -21,12 +21,13 @@ step), then from it the adversarial terms as well, which sharpen it and draw the
         --config.face_train.steps=1000 --config.face_train.learning_rate=5e-4
 
 Measured on this project's 2-core CPU, from the README's lip-label motion encoder (its step 1): 1500 steps in 22
-min, then 1000 in 17 min. Train-batch PSNR 25.9 dB at step 50 (about the base upscaled) -> 26.9 at 1500; the
-mouth term 0.033 -> 0.029. python -m vasa_jax.face.evaluate --pairs 512 of the second run, at 128 px: see the
-README (the bundled demo's face). In both runs' image grids eyes, brows, hair and freckles are nearly as sharp
-as the toy world's; after the second the lips are drawn, but the mouth does not open with the lip opening (a drawn
-mouth changes about a tenth as much as the real one between shut and open), so lip sync stays low. Decoding costs 0.70
-GFLOP a frame (configs/toy.py 0.40; python -m vasa_jax.face.summary) and keeps real time (the README's table).
+min, then 1000 in 17 min. Train-batch PSNR 25.9 dB at step 50 (about the base upscaled) -> 26.9 at 1500, the
+mouth term 0.033 -> 0.029; the second run ended at 26.2 dB and 0.030. python -m vasa_jax.face.evaluate --pairs
+512 of the second run, at 128 px: see the README (the bundled demo's face). In both runs' image grids eyes, brows,
+hair and freckles are nearly as sharp as the toy world's; after the second the lips are drawn, but the mouth does
+not open with the lip opening (a drawn mouth changes about a tenth as much as the real one between shut and open),
+so lip sync stays low. Decoding costs 0.70 GFLOP a frame (configs/toy.py 0.40; python -m vasa_jax.face.summary) and
+keeps real time (the README's table).
 """
 
 from pathlib import Path

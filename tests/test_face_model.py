@@ -174,7 +174,7 @@ def test_the_enhancers_source_skip_copies_the_source_where_the_driver_is_the_sou
     params = dict(params, enhancer=dict(params["enhancer"], output=open_head))
     image = jnp.asarray(np.random.default_rng(5).random((2, ENHANCED.image_size, ENHANCED.image_size, 3)), jnp.float32)
     out = enhanced.decode(params, *enhanced.encode_source(params, image), enhanced.encode_motion(params, image))
-    # Inside: upsampling the 2^-len(volume) grid of the map is exact there, not within half a cell of the edge.
+    # Inside: upsampling the map from the volume's grid is exact there, not within one volume cell of the edge.
     edge = ENHANCED.image_size // ENHANCED.volume_size
     np.testing.assert_allclose(out[:, edge:-edge, edge:-edge], image[:, edge:-edge, edge:-edge], atol=1e-5)
 

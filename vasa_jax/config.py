@@ -63,8 +63,9 @@ def default_config() -> ml_collections.ConfigDict:
     # Train only init_from's motion encoder, toward the labels (pose, lip opening) with the rest of its z_dyn kept
     # (vasa_jax/train/face.py): a cheap first step before a full fine-tune with a new label term.
     config.face_train.motion_labels_only = False
-    # Train only the enhancer (face.enhancer_widths) of init_from's warping model, on the reconstruction terms:
-    # several times cheaper a step than a full one (configs/toy128_enhancer.py).
+    # Train only the enhancer (face.enhancer_widths) of init_from's warping model, on the reconstruction terms
+    # (and the adversarial ones where loss.adversarial > 0): several times cheaper a step than a full one
+    # (configs/toy128_enhancer.py).
     config.face_train.enhancer_only = False
     # Networks kept as init_from has them (names of FaceNetwork's parts: appearance, identity, motion,
     # warp_to_canonical, warp_from_canonical, decoder, enhancer). Freezing identity and motion keeps the motion

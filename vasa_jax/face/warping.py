@@ -65,4 +65,3 @@ def canonical_points(pose: jnp.ndarray, flow: jnp.ndarray) -> jnp.ndarray:
     q = unpose_points(pose, _base(flow))
     # The flow lives on the canonical grid: read it at q (border: no displacement falls off the edge).
     return q + grid_sample(flow, q, padding_mode="border")
-
