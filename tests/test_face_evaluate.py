@@ -6,7 +6,8 @@ import pytest
 
 from vasa_jax.data import toyworld
 from vasa_jax.data.face_pairs import FacePairSource
-from vasa_jax.face.evaluate import evaluate_face, heldout_examples, readout_correlation
+from vasa_jax.face.evaluate import (MOUTH_RESPONSE_OPENINGS, evaluate_face, heldout_examples, mouth_response,
+                                    readout_correlation)
 
 
 class CopySource:
@@ -82,3 +83,30 @@ def test_the_mouth_readout_finds_a_linear_signal_and_not_noise():
 def test_too_few_examples_is_an_error(examples):
     with pytest.raises(ValueError, match="at least batch_size"):
         evaluate_face(CopySource(), 0.0, {k: v[:1] for k, v in examples.items()}, batch_size=2)
+
+
+class ShowDriver(CopySource):
+    """A FaceModel whose motion is the driving image itself, and whose render mixes it with the source:
+    `params` of the driver, the rest of the source (1: the driver exactly)."""
+
+    motion_dim = 32 * 32 * 3
+
+    def encode_motion(self, params, image):
+        return image.reshape(image.shape[0], -1)
+
+    def decode(self, params, v_app, z_id, motion):
+        return params * motion.reshape(v_app.shape) + (1 - params) * v_app
+
+
+def test_the_mouth_response_is_the_fraction_of_the_true_mouth_change_the_render_shows():
+    keys = {f"mouth_response_{opening:g}" for opening in MOUTH_RESPONSE_OPENINGS}
+    for weight in (0.0, 0.5, 1.0):  # the source only (the mouth never moves), half way, the driver exactly
+        response = mouth_response(ShowDriver(), weight, identities=2)
+        assert set(response) == keys
+        for value in response.values():
+            assert value == pytest.approx(weight, abs=1e-5)
+    # The true change drawn in the wrong place (a sixth of the image lower) counts for about nothing.
+    misplaced = ShowDriver()
+    misplaced.decode = lambda params, v_app, z_id, motion: v_app + jnp.roll(motion.reshape(v_app.shape) - v_app, 6, 1)
+    for value in mouth_response(misplaced, 0.0, identities=2).values():
+        assert abs(value) < 0.2

@@ -61,6 +61,13 @@ def mouth_box(lip_points: np.ndarray) -> np.ndarray:
     return np.clip(np.concatenate([centre - half, centre + half]), 0.0, 1.0).astype(np.float32)
 
 
+def toy_lip_points(person, state) -> np.ndarray:
+    """The lip corners and the middle of each lip of a toy-world person in `state`: float [F, 4, 2], fractions of
+    the image (mouth_box's input)."""
+    lips = toyworld.landmarks(person, state)[:, [toyworld.LANDMARKS.index(name) for name in _TOY_LIP_POINTS]]
+    return (lips + 1.0) / 2.0  # image coordinates [-1, 1] -> fractions
+
+
 def mouth_mean(values, boxes):
     """Per-image mean [B] of per-pixel values [B, S, S, C] over each mouth region boxes [B, 4] (see mouth_box);
     jnp, traceable: the stage-1 mouth loss (of |error|) and the stage-1 evaluation's mouth PSNR (of error^2)."""
@@ -175,8 +182,7 @@ class FacePairSource:
         state = {key: np.asarray(truth[key])[frames] for key in toyworld.STATE_KEYS}
         person = toyworld.sample_identity(identity)
         images = toyworld.render(person, state, self.image_size, supersample=self.supersample)
-        lips = toyworld.landmarks(person, state)[:, [toyworld.LANDMARKS.index(name) for name in _TOY_LIP_POINTS]]
-        lips = (lips + 1.0) / 2.0  # image coordinates [-1, 1] -> fractions
+        lips = toy_lip_points(person, state)
         return images, toyworld.pose_vectors(state), lips, state["mouth_open"].astype(np.float32)
 
 

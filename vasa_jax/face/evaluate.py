@@ -7,8 +7,10 @@ frame (PSNR, SSIM). Cross-identity reenactment: the source face driven by anothe
 against the toy world's exact rendering of the source person in that pose and expression (PSNR, SSIM), and
 the pose the motion encoder reads back from the output against the driver's true pose (the pose transfer
 error). Also the motion encoder's pose error on real held-out frames, and how well the motion carries the
-mouth, which stage 2 needs for lip sync: PSNR over the driver's mouth region, and the correlation with the toy
-world's true lip opening of a linear read-out of it from the dynamics latent (ridge regression, two-fold).
+mouth, which stage 2 needs for lip sync: PSNR over the driver's mouth region, the correlation with the toy
+world's true lip opening of a linear read-out of it from the dynamics latent (ridge regression, two-fold), and
+whether the render opens a mouth the source shows shut (the mouth response: of the toy world's change in the mouth
+region between shut and open, the fraction the render reproduces; 1: all of it, 0: the mouth does not move).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vasa_jax.data import toyworld
-from vasa_jax.data.face_pairs import FacePairSource, mouth_mean
+from vasa_jax.data.face_pairs import FacePairSource, mouth_box, mouth_mean, toy_lip_points
 from vasa_jax.eval.signals import ANGLES
 from vasa_jax.face import POSE_DIM
 from vasa_jax.face.model import FaceModel
@@ -47,6 +49,40 @@ def heldout_examples(image_size: int, pairs: int, clip_seconds: float = 4.0) -> 
     batch["transfer_target"] = np.stack(targets)
     batch["driver_mouth_open"] = np.stack(mouth_open)
     return batch
+
+
+MOUTH_RESPONSE_OPENINGS = (0.5, 1.0)  # toy mouth_open of the driving frames; the source's is 0
+
+
+def mouth_response(face: FaceModel, params, identities: int = 8) -> dict:
+    """How far the render opens a mouth the source shows shut, on the first `identities` held-out people, frontal
+    and neutral: from the shut frame, driven by the motion of frames whose only change is the mouth opening
+    (MOUTH_RESPONSE_OPENINGS). Per opening, the render's change from the shut frame's render projected on the toy
+    world's change, over the open mouth's region: <d_render, d_truth> / <d_truth, d_truth>, averaged over people
+    ("mouth_response_<opening>"; 1: the truth's change, 0: none or an unrelated one)."""
+    openings = (0.0,) + MOUTH_RESPONSE_OPENINGS
+    frames, boxes = [], []
+    for identity in toyworld.HELDOUT_IDENTITIES[:identities]:
+        person = toyworld.sample_identity(identity)
+        state = toyworld.neutral_state(len(openings), mouth_open=np.asarray(openings))
+        frames.append(toyworld.render(person, state, face.image_size))
+        boxes.append(mouth_box(toy_lip_points(person, state)[-1]))  # the widest open mouth's region
+    truth = jnp.asarray(np.stack(frames), jnp.float32) / 255.0  # [P, O, S, S, 3]
+
+    @jax.jit
+    def render(params, person):
+        appearance, z_id = face.encode_source(params, person[:1])
+        repeat = lambda x: jnp.repeat(x, person.shape[0], axis=0)  # noqa: E731
+        return face.decode(params, jax.tree.map(repeat, appearance), repeat(z_id), face.encode_motion(params, person))
+
+    rendered = jnp.stack([render(params, person) for person in truth])
+    box = jnp.asarray(np.stack(boxes))
+    out = {}
+    for k, opening in enumerate(MOUTH_RESPONSE_OPENINGS, start=1):
+        d_render, d_truth = rendered[:, k] - rendered[:, 0], truth[:, k] - truth[:, 0]
+        ratio = mouth_mean(d_render * d_truth, box) / jnp.maximum(mouth_mean(d_truth * d_truth, box), 1e-12)
+        out[f"mouth_response_{opening:g}"] = float(ratio.mean())
+    return out
 
 
 def _psnr(a, b):
@@ -169,6 +205,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     examples = heldout_examples(face.image_size, args.pairs, clip_seconds)
     metrics, outputs = evaluate_face(face, params, examples, batch_size=min(16, args.pairs))
+    metrics.update(mouth_response(face, params))
     metrics["seconds"] = time.perf_counter() - start
     for key, value in metrics.items():
         print(f"{key:28s} {value:.4f}" if isinstance(value, float) else f"{key:28s} {value}")
