@@ -70,12 +70,14 @@ def mouth_response(face: FaceModel, params, identities: int = 8) -> dict:
     truth = jnp.asarray(np.stack(frames), jnp.float32) / 255.0  # [P, O, S, S, 3]
 
     @jax.jit
-    def render(params, person):
-        appearance, z_id = face.encode_source(params, person[:1])
-        repeat = lambda x: jnp.repeat(x, person.shape[0], axis=0)  # noqa: E731
-        return face.decode(params, jax.tree.map(repeat, appearance), repeat(z_id), face.encode_motion(params, person))
+    def render(params, truth):
+        people, count = truth.shape[:2]
+        appearance, z_id = face.encode_source(params, truth[:, 0])  # each person's shut frame
+        repeat = lambda x: jnp.repeat(x, count, axis=0)  # noqa: E731
+        motion = face.encode_motion(params, truth.reshape(people * count, *truth.shape[2:]))
+        return face.decode(params, jax.tree.map(repeat, appearance), repeat(z_id), motion).reshape(truth.shape)
 
-    rendered = jnp.stack([render(params, person) for person in truth])
+    rendered = render(params, truth)
     box = jnp.asarray(np.stack(boxes))
     out = {}
     for k, opening in enumerate(MOUTH_RESPONSE_OPENINGS, start=1):
