@@ -26,8 +26,8 @@ mouth term 0.033 -> 0.029; the second run ended at 26.2 dB and 0.030. python -m 
 512 of the second run, at 128 px: see the README (the bundled demo's face). In both runs' image grids eyes, brows,
 hair and freckles are nearly as sharp as the toy world's; after the second the lips are drawn, but the mouth does
 not open with the lip opening (face.evaluate's mouth response 0.024 half open, 0.000 fully open: the source skip
-copies the portrait's shut mouth), so lip sync stays low. Decoding costs 0.70 GFLOP a frame (configs/toy.py 0.40; python -m vasa_jax.face.summary) and
-keeps real time (the README's table).
+copies the portrait's shut mouth), so lip sync stays low. Decoding costs 0.69 GFLOP a frame (configs/toy.py 0.40;
+python -m vasa_jax.face.summary) and keeps real time (the README's table).
 """
 
 from pathlib import Path

@@ -17,9 +17,9 @@ trained model's), keeps real time in the same way: online 31.1 frames/s, first f
 every part training) against toy.py's 2.5 s, so its 3000 steps are about 5 hours of this CPU: a run for a GPU.
 
 How: as configs/toy128.py, the identity and motion encoders read 64 px and stay frozen as a toy.py model has them
-(face_train.init_from that model; the then 64 px bundled demo was one), so that model's stage-2 motion model drives this renderer
-(python -m vasa_jax.pipeline.export --motion-from); the appearance encoder, warps and decoder start fresh
-(init_partial), so it trains as long as toy.py's face did.
+(face_train.init_from that model; the then 64 px bundled demo was one), so that model's stage-2 motion model drives
+this renderer (python -m vasa_jax.pipeline.export --motion-from); the appearance encoder, warps and decoder start
+fresh (init_partial), so it trains as long as toy.py's face did.
 
 Measured, the recipe above run 1700 steps (python train.py face --config configs/toy128v32.py --workdir <run>
 --config.face_train.init_from=vasa_jax/assets/demo, steps 500 -> 1700 resumed with --config.face_train.steps=1700,

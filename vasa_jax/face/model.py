@@ -93,18 +93,22 @@ class FaceNetwork(nn.Module):
 
     def analyze(self, image):
         """Everything the encoders read from an image: its appearance, z_id and its motion. The appearance is
-        V_app, or with an enhancer {"volume": V_app, "source_points", "source_image"}: where each canonical point
-        reads the source image, and the image itself at full size, for the enhancer's source skip."""
+        V_app, or with an enhancer {"volume": V_app, "source_points", "source_image", "source_small"}: where each
+        canonical point reads the source image, and the image at full and at the base size, for the enhancer's
+        source skip (made once per portrait, not per frame)."""
         small = self._encoder_view(image)
         motion = self.motion(small)
         z_id = self.identity(small)
         pose, dyn = motion[:, :POSE_DIM], motion[:, POSE_DIM:]
-        posed = self.appearance(self._resized(image, self.config.base_size))
+        base_view = self._resized(image, self.config.base_size)
+        posed = self.appearance(base_view)
         flow = self.warp_to_canonical(dyn, z_id)
         v_app = to_canonical(posed, pose, flow)
         if not self.config.enhancer_widths:
             return v_app, z_id, motion
-        return {"volume": v_app, "source_points": source_points(pose, flow), "source_image": image}, z_id, motion
+        appearance = {"volume": v_app, "source_points": source_points(pose, flow), "source_image": image,
+                      "source_small": base_view}
+        return appearance, z_id, motion
 
     def encode_source(self, image):
         appearance, z_id, _ = self.analyze(image)
@@ -125,7 +129,7 @@ class FaceNetwork(nn.Module):
         # image shows that canonical point (border: points past the cube keep the edge's).
         to_source = grid_sample(appearance["source_points"], points, padding_mode="border")
         return self.enhancer(logits, features, jnp.concatenate([dyn, z_id], axis=-1), driven, to_source,
-                             appearance["source_image"])
+                             appearance["source_image"], appearance["source_small"])
 
     def __call__(self, source, driver):
         """Self-reenactment: the source's face with the driver's motion (also what init traces)."""

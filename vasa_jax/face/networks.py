@@ -134,8 +134,8 @@ class Decoder(nn.Module):
 
 
 class Enhancer(nn.Module):
-    """The base render (logits and the decoder's last features, base_size) and the source image warped to the
-    driver -> image [B, S, S, 3] in [0, 1] at image_size.
+    """The base render (logits and the decoder's last features, base_size) and the source image (at image_size and
+    at base_size) warped to the driver -> image [B, S, S, 3] in [0, 1] at image_size.
 
     The source skip: the warps' composite map from the driver's posed volume to the source image (`points`,
     [B, D, H, W, 3]), reduced over depth by a learned attention on the driven volume, corrected at the base size
@@ -155,7 +155,7 @@ class Enhancer(nn.Module):
     max_refinement: float = 0.2  # largest correction of the skip's map, in normalised image coordinates
 
     @nn.compact
-    def __call__(self, logits, features, cond, driven_volume, points, source_image):
+    def __call__(self, logits, features, cond, driven_volume, points, source_image, source_small):
         c, dt = self.config, _dtype(self.config)
         b, size, base_size = logits.shape[0], c.image_size, c.base_size
         # Zero-initialised depth attention: a new enhancer averages the map over depth.
@@ -163,7 +163,6 @@ class Enhancer(nn.Module):
             driven_volume.astype(jnp.float32))
         xy = (jax.nn.softmax(depth_logits, axis=1) * points[..., :2]).sum(axis=1)  # [B, H, W, 2]
         xy = jax.image.resize(xy, (b, base_size, base_size, 2), "linear")
-        source_small = jax.image.resize(source_image, (b, base_size, base_size, 3), "linear", antialias=True)
         warped_small = grid_sample(source_small, xy, padding_mode="border")
         x = jnp.concatenate([features.astype(dt), logits.astype(dt), warped_small.astype(dt) * 2 - 1], axis=-1)
         x = AdaptiveResBlock(c.enhancer_widths[0], c.groups, dt)(x, cond)
